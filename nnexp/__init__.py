@@ -1,0 +1,3 @@
+"""nnexp: neural-network experiments from the command line."""
+
+__version__ = "0.1.0"

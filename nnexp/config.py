@@ -1,0 +1,195 @@
+"""The config schema, where the config tree lives, and the range checks.
+
+Importing this module registers the schema and the ``nnexp_uid`` resolver with
+Hydra/OmegaConf. It must stay free of torch: ``nnexp train --help`` and
+``--cfg`` import it and nothing heavier.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from nnexp.errors import ConfigError
+
+TAGS = ("train/loss", "val/loss", "train/acc", "val/acc")
+LOSSES = ("auto", "cross_entropy", "nll", "bce", "mse")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PROGRESS = ("auto", "rich", "plain", "none")
+
+
+@dataclass
+class EarlyStoppingConf:
+    enabled: bool = False
+    monitor: str = "val/loss"
+    mode: str = "min"
+    patience: int = 10
+    min_delta: float = 0.0
+    restore_best: bool = True
+
+
+@dataclass
+class RegularizerConf:
+    weight_decay: float = 0.0
+    l1: float = 0.0
+    dropout: float = 0.0
+    early_stopping: EarlyStoppingConf = field(default_factory=EarlyStoppingConf)
+
+
+@dataclass
+class TrainerConf:
+    epochs: int = 100
+    batch_size: int = 32
+    eval_batch_size: int = 1024
+    device: str = "auto"
+    seed: int = 0
+    deterministic: bool = False
+    grad_clip: float | None = None
+    threads: int = 0
+    checkpoints: bool = True
+    progress: str = "auto"
+
+
+@dataclass
+class TrainConf:
+    """Top-level schema: groups with a ``_target_`` are free-form, run-level keys are typed."""
+
+    dataset: Any = MISSING
+    model: Any = MISSING
+    optimizer: Any = MISSING
+    scheduler: Any = MISSING
+    regularizer: RegularizerConf = field(default_factory=RegularizerConf)
+    trainer: TrainerConf = field(default_factory=TrainerConf)
+    loss: str = "auto"
+
+
+def _uid() -> str:
+    """A short random id per process, so two runs started in the same second never share a folder."""
+    global _UID
+    if _UID is None:
+        _UID = secrets.token_hex(3)
+    return _UID
+
+
+_UID: str | None = None
+
+
+def register() -> None:
+    """Register the schema and resolvers; safe to call more than once."""
+    ConfigStore.instance().store(name="nnexp_schema", node=TrainConf)
+    if not OmegaConf.has_resolver("nnexp_uid"):
+        OmegaConf.register_new_resolver("nnexp_uid", _uid)
+
+
+def config_dir() -> Path:
+    """The packaged config tree (wheel installs), else the repository's ``conf/`` (editable)."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "conf"
+    if (packaged / "train.yaml").is_file():
+        return packaged
+    return here.parent / "conf"
+
+
+# ---------------------------------------------------------------------------
+# Range checks: run before any data is loaded. Each rule names the key, a
+# predicate, and the allowed range in words for the error message.
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _positive(v: Any) -> bool:
+    return _finite(v) and v > 0
+
+
+def _non_negative(v: Any) -> bool:
+    return _finite(v) and v >= 0
+
+
+def _fraction_open(v: Any) -> bool:
+    return _finite(v) and 0 < v < 1
+
+
+def _int_at_least(n: int):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= n
+
+
+def _device(v: Any) -> bool:
+    if not isinstance(v, str):
+        return False
+    base, _, index = v.partition(":")
+    return base in DEVICES and (not index or (base == "cuda" and index.isdigit()))
+
+
+_RULES: list[tuple[str, Any, str]] = [
+    ("trainer.epochs", _int_at_least(1), "an integer >= 1"),
+    ("trainer.batch_size", _int_at_least(1), "an integer >= 1"),
+    ("trainer.eval_batch_size", _int_at_least(1), "an integer >= 1"),
+    ("trainer.threads", _int_at_least(0), "an integer >= 0 (0 = one per available core)"),
+    ("trainer.grad_clip", lambda v: v is None or _positive(v), "null or a finite number > 0"),
+    ("trainer.device", _device, "one of auto, cpu, cuda, cuda:N, mps"),
+    ("trainer.progress", lambda v: v in PROGRESS, "one of " + ", ".join(PROGRESS)),
+    ("loss", lambda v: v in LOSSES, "one of " + ", ".join(LOSSES)),
+    ("optimizer.lr", _positive, "a finite number > 0"),
+    ("optimizer.momentum", lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
+    ("optimizer.alpha", lambda v: _finite(v) and 0 < v < 1, "a number in (0, 1)"),
+    ("optimizer.eps", _positive, "a finite number > 0"),
+    ("regularizer.weight_decay", _non_negative, "a finite number >= 0"),
+    ("regularizer.l1", _non_negative, "a finite number >= 0"),
+    ("regularizer.dropout", lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
+    ("model.dropout", lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
+    ("model.activation", lambda v: v in ("sigmoid", "tanh", "relu"), "one of sigmoid, tanh, relu"),
+    ("model.hidden", lambda v: isinstance(v, list) and all(_int_at_least(1)(h) for h in v),
+     "a list of integers >= 1, e.g. [64,64]"),
+    ("regularizer.early_stopping.patience", _int_at_least(0), "an integer >= 0 (epochs)"),
+    ("regularizer.early_stopping.min_delta", _non_negative, "a finite number >= 0"),
+    ("regularizer.early_stopping.mode", lambda v: v in ("min", "max"), "one of min, max"),
+    ("regularizer.early_stopping.monitor", lambda v: v in TAGS, "one of " + ", ".join(TAGS)),
+    ("scheduler.step_size", _int_at_least(1), "an integer >= 1 (epochs)"),
+    ("scheduler.gamma", lambda v: _finite(v) and 0 < v <= 1, "a number in (0, 1]"),
+    ("scheduler.factor", lambda v: _finite(v) and 0 < v < 1, "a number in (0, 1)"),
+    ("scheduler.patience", _int_at_least(0), "an integer >= 0 (epochs)"),
+    ("scheduler.T_max", _int_at_least(1), "an integer >= 1 (epochs)"),
+    ("dataset.n_samples", _int_at_least(4), "an integer >= 4"),
+    ("dataset.noise", _non_negative, "a finite number >= 0"),
+    ("dataset.n_classes", _int_at_least(2), "an integer >= 2"),
+    ("dataset.val_fraction", _fraction_open, "a number in (0, 1)"),
+    ("dataset.test_fraction", lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
+    ("dataset.train_fraction", lambda v: _finite(v) and 0 < v <= 1, "a number in (0, 1]"),
+    ("dataset.seed", _int_at_least(0), "an integer >= 0"),
+]
+
+
+def check_ranges(cfg: DictConfig) -> None:
+    """Raise ConfigError naming the first key whose value is out of range."""
+    for key, ok, allowed in _RULES:
+        node = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
+        if node is _ABSENT:
+            continue
+        value = OmegaConf.to_container(node) if isinstance(node, (DictConfig,)) or OmegaConf.is_list(node) else node
+        if not ok(value):
+            raise ConfigError(f"{key}={_show(value)} is out of range; allowed: {allowed}")
+    val = OmegaConf.select(cfg, "dataset.val_fraction", default=0.0)
+    test = OmegaConf.select(cfg, "dataset.test_fraction", default=0.0)
+    if val + test >= 1:
+        raise ConfigError(
+            f"dataset.val_fraction + dataset.test_fraction = {val + test:g} leaves no training data; "
+            "allowed: a sum < 1"
+        )
+
+
+_ABSENT = object()
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+

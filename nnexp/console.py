@@ -1,0 +1,80 @@
+"""What the terminal shows: a live rich progress bar on a terminal, plain lines in CI logs, a summary."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _epoch_line(metrics: dict[str, Any]) -> str:
+    parts = [f"train/loss {_fmt(metrics['train/loss'])}", f"val/loss {_fmt(metrics['val/loss'])}"]
+    if metrics.get("train/acc") is not None:
+        parts += [f"train/acc {_fmt(metrics['train/acc'], 3)}", f"val/acc {_fmt(metrics['val/acc'], 3)}"]
+    return "  ".join(parts)
+
+
+class Reporter:
+    """``mode``: rich (live bar), plain (one line per epoch), none (summary only), auto (rich on a TTY)."""
+
+    def __init__(self, mode: str = "auto", epochs: int = 1, title: str = "") -> None:
+        self.console = Console(highlight=False)
+        if mode == "auto":
+            mode = "rich" if sys.stdout.isatty() else "plain"
+        self.mode, self.epochs, self.title = mode, epochs, title
+        self._progress: Progress | None = None
+        self._task = None
+
+    def __enter__(self) -> Reporter:
+        if self.title and self.mode != "none":
+            self.console.print(self.title)
+        if self.mode == "rich":
+            self._progress = Progress(
+                TextColumn("[bold]epoch"), MofNCompleteColumn(), BarColumn(),
+                TextColumn("{task.fields[metrics]}"), TimeElapsedColumn(),
+                console=self.console, transient=False,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("train", total=self.epochs, metrics="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def epoch(self, epoch: int, metrics: dict[str, Any], improved: bool) -> None:
+        mark = " *" if improved else ""
+        if self.mode == "rich" and self._progress is not None:
+            self._progress.update(self._task, completed=epoch, metrics=_epoch_line(metrics) + mark)
+        elif self.mode == "plain":
+            width = len(str(self.epochs))
+            print(f"epoch {epoch:>{width}}/{self.epochs}  {_epoch_line(metrics)}  lr {metrics['lr']:.3g}{mark}",
+                  flush=True)
+
+    def summary(self, summary: dict[str, Any], words: list[str], logdir: str) -> None:
+        """The final table (best vs final epoch), the verdict in words, and how to look at the curves."""
+        best, final = summary.get("best") or {}, summary.get("final") or {}
+        table = Table(title=f"nnexp run: {summary['status']}", title_justify="left")
+        table.add_column("")
+        table.add_column(f"best (epoch {summary.get('best_epoch') or '-'})", justify="right")
+        table.add_column(f"final (epoch {summary.get('epochs_run') or '-'})", justify="right")
+        for tag in ("train/loss", "val/loss", "train/acc", "val/acc"):
+            if best.get(tag) is not None or final.get(tag) is not None:
+                table.add_row(tag, _fmt(best.get(tag)), _fmt(final.get(tag)))
+        gap_best, gap_final = summary.get("gap", {}).get("best"), summary.get("gap", {}).get("final")
+        table.add_row("gap (val - train loss)", _fmt(gap_best), _fmt(gap_final))
+        self.console.print(table)
+        for line in words:
+            self.console.print(line, soft_wrap=False)
+        print(f"See the curves:  tensorboard --logdir {logdir}", flush=True)  # unwrapped: copy-pasteable

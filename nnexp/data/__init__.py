@@ -1,0 +1,90 @@
+"""Datasets as tensors: every loader returns a :class:`Data` with fixed train/val(/test) splits.
+
+The whole dataset is moved to the training device once; the loop batches it by
+slicing shuffled indices, so there is no per-sample DataLoader in the way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Split:
+    x: torch.Tensor  # (N, *input_shape)
+    y: torch.Tensor  # (N,) class indices, or (N, D) regression targets
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass
+class Data:
+    name: str
+    task: str  # "classification" | "regression"
+    input_shape: tuple[int, ...]
+    train: Split
+    val: Split
+    test: Split | None = None
+    num_classes: int | None = None  # classification only
+    target_dim: int | None = None  # regression only
+
+    def to(self, device: torch.device | str) -> Data:
+        return replace(
+            self,
+            train=self.train.to(device),
+            val=self.val.to(device),
+            test=None if self.test is None else self.test.to(device),
+        )
+
+
+def split_arrays(
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    val_fraction: float,
+    test_fraction: float = 0.0,
+    train_fraction: float = 1.0,
+    seed: int = 0,
+    num_classes: int | None = None,
+) -> Data:
+    """Shuffle once with ``seed`` and cut into test | val | train; keep ``train_fraction`` of train.
+
+    The same seed always gives the same split, whatever the trainer's seed is.
+    """
+    n = len(x)
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = int(round(test_fraction * n))
+    n_val = max(1, int(round(val_fraction * n)))
+    test_idx, val_idx, train_idx = np.split(order, [n_test, n_test + n_val])
+    n_train = max(1, int(round(train_fraction * len(train_idx))))
+    train_idx = train_idx[:n_train]
+    if len(train_idx) == 0:
+        from nnexp.errors import ConfigError
+
+        raise ConfigError(f"dataset {name}: no training samples left after the val/test split")
+
+    classification = num_classes is not None
+
+    def part(idx: np.ndarray) -> Split:
+        xt = torch.as_tensor(x[idx], dtype=torch.float32)
+        yt = torch.as_tensor(y[idx], dtype=torch.int64 if classification else torch.float32)
+        return Split(xt, yt)
+
+    return Data(
+        name=name,
+        task="classification" if classification else "regression",
+        input_shape=tuple(x.shape[1:]),
+        train=part(train_idx),
+        val=part(val_idx),
+        test=part(test_idx) if n_test else None,
+        num_classes=num_classes,
+        target_dim=None if classification else (1 if y.ndim == 1 else int(y.shape[1])),
+    )

@@ -1,0 +1,102 @@
+"""Label a run from its curves alone: underfit, good_fit, overfit, diverged or plateau.
+
+Each label comes with the reason in numbers and a suggestion from the course's
+toolbox (smaller model, weight penalty, early stopping, dropout, learning rate).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# thresholds, relative to the loss values they compare
+OVERFIT_RISE = 0.05  # val/loss ends this much above its minimum ...
+OVERFIT_TRAIN_FALL = 0.10  # ... while train/loss fell at least this much after that minimum
+PLATEAU_CHANGE = 0.05  # train/loss never got this far below its first value
+UNDERFIT_ACC = 0.90  # final train accuracy below this: the model does not fit its own data
+STILL_FALLING = 0.10  # train and val loss fell this much over the last quarter of the run
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    label: str
+    reason: str
+    suggestion: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+_CURES = (
+    ("early_stopping", "early stopping (regularizer=early_stopping)"),
+    ("weight_decay", "a weight penalty (regularizer=l2 or regularizer=l1)"),
+    ("dropout", "dropout (regularizer=dropout)"),
+    ("capacity", "a smaller model (e.g. model.hidden=[64])"),
+)
+
+
+def diagnose(history: list[dict[str, Any]], status: str = "completed",
+             active: frozenset[str] | set[str] = frozenset()) -> Diagnosis:
+    """``history``: one dict per epoch with ``epoch``, ``train/loss``, ``val/loss`` (and optionally acc).
+
+    ``active``: cures already in use (early_stopping, weight_decay, dropout), so
+    the suggestion names the ones not tried yet.
+    """
+    if not history:
+        return Diagnosis("underfit", "no epoch finished", "train for at least one epoch (trainer.epochs)")
+    train = [h["train/loss"] for h in history]
+    val = [h["val/loss"] for h in history]
+    epochs = [h["epoch"] for h in history]
+    last = epochs[-1]
+
+    bad = next((i for i, (t, v) in enumerate(zip(train, val, strict=True)) if not (math.isfinite(t) and math.isfinite(v))), None)
+    if status == "diverged" or bad is not None:
+        where = f"epoch {epochs[bad]}" if bad is not None else f"epoch {last}"
+        return Diagnosis("diverged", f"the loss became NaN/Inf in {where}",
+                         "lower the learning rate (optimizer.lr) or clip gradients (trainer.grad_clip=1.0)")
+
+    i_min = min(range(len(val)), key=val.__getitem__)
+    v_min, v_last, t_at_min, t_last = val[i_min], val[-1], train[i_min], train[-1]
+    rise = (v_last - v_min) / max(abs(v_min), 1e-12)
+    train_fall = (t_at_min - t_last) / max(abs(t_at_min), 1e-12)
+    if i_min < len(val) - 1 and rise > OVERFIT_RISE and train_fall > OVERFIT_TRAIN_FALL:
+        reason = (f"val/loss minimum {v_min:.3g} at epoch {epochs[i_min]}, {rise:+.0%} by epoch {last} "
+                  f"while train/loss fell {train_fall:.0%}")
+        todo = [text for key, text in _CURES if key not in active]
+        if "early_stopping" in active:
+            suggestion = (f"early stopping kept the weights of epoch {epochs[i_min]}; to generalize better try "
+                          + ", ".join(todo))
+        else:
+            suggestion = "try " + ", ".join(todo)
+        return Diagnosis("overfit", reason, suggestion)
+
+    t_first, t_best = train[0], min(train)
+    if len(train) >= 3 and (t_first - t_best) / max(abs(t_first), 1e-12) < PLATEAU_CHANGE:
+        return Diagnosis(
+            "plateau",
+            f"train/loss stayed within {PLATEAU_CHANGE:.0%} of {t_first:.3g} for {len(train)} epochs",
+            "the optimizer is stuck: change the learning rate (optimizer.lr), try optimizer=adam, "
+            "or relu instead of a saturating sigmoid (model.activation=relu)",
+        )
+
+    train_acc = history[-1].get("train/acc")
+    if train_acc is not None and train_acc < UNDERFIT_ACC:
+        return Diagnosis("underfit", f"train/acc is only {train_acc:.2f} at epoch {last}",
+                         "more capacity (a bigger model.hidden), more epochs (trainer.epochs) "
+                         "or a higher learning rate (optimizer.lr)")
+    q = max(1, len(train) // 4)
+    if len(train) >= 4:
+        t_q, v_q = train[-1 - q], val[-1 - q]
+        if ((t_q - t_last) / max(abs(t_q), 1e-12) > STILL_FALLING
+                and (v_q - v_last) / max(abs(v_q), 1e-12) > STILL_FALLING):
+            return Diagnosis("underfit",
+                             f"train/loss and val/loss both still fell over the last {q} epochs "
+                             f"(val/loss {v_q:.3g} -> {v_last:.3g})",
+                             "train longer (trainer.epochs) or raise the learning rate (optimizer.lr)")
+
+    gap = v_last - t_last
+    return Diagnosis("good_fit",
+                     f"val/loss ends at {v_last:.3g}, {rise:+.0%} from its minimum {v_min:.3g} at epoch "
+                     f"{epochs[i_min]}; gap val - train = {gap:.3g}",
+                     "nothing to fix; compare seeds (trainer.seed=0,1,2 with -m) before trusting small differences")

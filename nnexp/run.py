@@ -1,0 +1,381 @@
+"""run(cfg): build everything a run needs from the composed config, train, and write the run directory.
+
+This is the only module that reads a DictConfig: components are built with
+``hydra.utils.instantiate`` and get run-time values (input shape, number of
+outputs, parameters) as keyword arguments; the loop gets plain settings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from nnexp import __version__
+from nnexp.checkpoint import atomic_write, save_checkpoint
+from nnexp.config import check_ranges
+from nnexp.console import Reporter
+from nnexp.diagnosis import diagnose
+from nnexp.early_stopping import EarlyStopping
+from nnexp.errors import EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_TERMINATED, ConfigError, NnexpError
+from nnexp.loop import FitSettings, evaluate, fit
+from nnexp.losses import make_objective
+from nnexp.models import count_parameters
+from nnexp.signals import StopSignals
+from nnexp.tracking import Tracker
+
+log = logging.getLogger("nnexp")
+
+# One entry per job this process ran (a multirun runs several); the CLI prints them at the end.
+JOBS: list[dict[str, Any]] = []
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"trainer.device={name}: CUDA is not available on this machine; "
+                              "allowed here: auto, cpu")
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"trainer.device={name}: only {torch.cuda.device_count()} CUDA device(s) here; "
+                              f"allowed: cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("trainer.device=mps: Apple MPS is not available on this machine; allowed here: auto, cpu")
+    return torch.device(name)
+
+
+def configure_torch(threads: int, seed: int, deterministic: bool) -> None:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    torch.set_num_threads(threads or cores)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # seeds CUDA too
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+def _build(group: str, node: DictConfig, **kwargs: Any) -> Any:
+    """instantiate() with errors turned into one line naming the config group.
+
+    Constructors get plain Python values (``_convert_="all"``), never config
+    objects; run-time objects such as parameters pass through ``functools.partial``.
+    """
+    try:
+        objects = {k: kwargs.pop(k) for k in ("params", "optimizer") if k in kwargs}
+        built = instantiate(node, _convert_="all", _partial_=bool(objects), **kwargs)
+        return built(**objects) if objects else built
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, NnexpError):
+            raise cause from None
+        if isinstance(cause, (ValueError, TypeError)):
+            raise ConfigError(f"{group}: {cause}") from None
+        if cause is None:  # Hydra could not import the _target_
+            first = str(exc).splitlines()[0]
+            raise ConfigError(f"{group}._target_: {first}") from None
+        raise
+    except NnexpError:
+        raise
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"{group}: {exc}") from None
+
+
+def _param_groups(model: torch.nn.Module) -> list[dict[str, Any]]:
+    """Weight decay (L2) acts on weights only; biases and norm scales (1-D) are never decayed."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups: list[dict[str, Any]] = [{"params": decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+def _hparams(choices: dict[str, Any], overrides: list[str], seed: int) -> dict[str, Any]:
+    """The run's group choices and every override, as flat values for the HPARAMS tab."""
+    out: dict[str, Any] = {g: choices[g] for g in ("model", "dataset", "optimizer", "regularizer", "scheduler")
+                           if choices.get(g) is not None}
+    out["trainer.seed"] = seed
+    for item in overrides:
+        key, _, value = item.lstrip("+~").partition("=")
+        if key.startswith("hydra.") or key in out:
+            continue
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _metrics_at(history: list[dict[str, Any]], epoch: int) -> dict[str, Any]:
+    for row in history:
+        if row["epoch"] == epoch:
+            return {k: row[k] for k in ("train/loss", "val/loss", "train/acc", "val/acc")}
+    return {}
+
+
+def _gap(metrics: dict[str, Any]) -> float | None:
+    if metrics.get("val/loss") is None:
+        return None
+    return metrics["val/loss"] - metrics["train/loss"]
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN/Inf; keep them readable
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _in_words(summary: dict[str, Any], stopper: EarlyStopping) -> list[str]:
+    """The run told in plain sentences for the terminal and the TensorBoard text tab."""
+    lines = []
+    best, final = summary["best"], summary["final"]
+    b, e, mon = summary["best_epoch"], summary["epochs_run"], summary["monitor"]
+    if summary["status"] == "early_stopped":
+        lines.append(f"Early stopping: {mon} was best at epoch {b} ({summary['best_value']:.4f}) and did not "
+                     f"improve for {stopper.patience} epochs, so the run stopped at epoch {e}"
+                     + (f" and restored the weights of epoch {b}." if summary["restored_best"] else "."))
+    elif summary["status"] == "completed":
+        lines.append(f"Completed all {e} epochs; {mon} was best at epoch {b} ({summary['best_value']:.4f})"
+                     + (f", weights of epoch {b} restored." if summary["restored_best"] else "."))
+    else:
+        lines.append(f"Run {summary['status']}: {summary.get('message', '')}.")
+    for label, m, ep in (("best", best, b), ("final", final, e)):
+        if m:
+            acc = (f"; train/acc {m['train/acc']:.3f} vs val/acc {m['val/acc']:.3f}"
+                   if m.get("train/acc") is not None else "")
+            gap = _gap(m)
+            lines.append(f"At the {label} epoch ({ep}): train/loss {m['train/loss']:.4f} vs val/loss "
+                         f"{m['val/loss']:.4f}, generalization gap {gap:.4f}{acc}.")
+    if summary.get("test"):
+        t = summary["test"]
+        acc = f", test/acc {t['test/acc']:.3f}" if t.get("test/acc") is not None else ""
+        lines.append(f"Held-out test set with the final weights: test/loss {t['test/loss']:.4f}{acc}.")
+    d = summary["diagnosis"]
+    lines.append(f"Diagnosis: {d['label']}. {d['reason']}. Suggestion: {d['suggestion']}.")
+    return lines
+
+
+def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | None = None,
+        choices: dict[str, Any] | None = None, logdir: str | None = None) -> dict[str, Any]:
+    """Train one configuration; returns the summary that is also written to ``summary.json``."""
+    check_ranges(cfg)  # before any data is loaded
+    if run_dir is None:
+        hc = HydraConfig.get()
+        run_dir = Path(hc.runtime.output_dir)
+        overrides = list(hc.overrides.task) if overrides is None else overrides
+        choices = dict(hc.runtime.choices) if choices is None else choices
+    run_dir = Path(run_dir)
+    overrides, choices = list(overrides or []), dict(choices or {})
+    tc, reg = cfg.trainer, cfg.regularizer
+
+    device = select_device(tc.device)
+    configure_torch(tc.threads, tc.seed, tc.deterministic)
+
+    data = _build("dataset", cfg.dataset)
+    objective = make_objective(cfg.loss, data.task, data.num_classes, data.target_dim)
+    es = reg.early_stopping
+    if es.monitor.endswith("/acc") and objective.correct is None:
+        raise ConfigError(f"regularizer.early_stopping.monitor={es.monitor}: a regression dataset has no "
+                          "accuracy; allowed: train/loss, val/loss")
+    model = _build("model", cfg.model, input_shape=data.input_shape, num_outputs=objective.num_outputs)
+    model = model.to(device)
+    optimizer = _build("optimizer", cfg.optimizer, params=_param_groups(model))
+    scheduler = None
+    if cfg.scheduler.get("_target_") is not None:
+        scheduler = _build("scheduler", cfg.scheduler, optimizer=optimizer)
+    stopper = EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience, min_delta=es.min_delta,
+                            restore_best=es.restore_best, enabled=es.enabled)
+    settings = FitSettings(epochs=tc.epochs, batch_size=tc.batch_size, eval_batch_size=tc.eval_batch_size,
+                           grad_clip=tc.grad_clip, l1=reg.l1, seed=tc.seed)
+    data = data.to(device)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    num_params = count_parameters(model)
+    active = {k for k, on in (("early_stopping", es.enabled), ("weight_decay", reg.weight_decay > 0 or reg.l1 > 0),
+                              ("dropout", reg.dropout > 0)) if on}
+
+    # Everything is built: from here on the run writes files.
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log.info("run dir %s | device %s | %d parameters | overrides %s", run_dir, device, num_params, overrides)
+    tracker = Tracker(run_dir, classification=objective.correct is not None)
+    ckpt_dir = run_dir / "checkpoints"
+
+    def checkpoint(epoch: int, metrics: dict[str, Any]) -> dict[str, Any]:
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "early_stopping": stopper.state_dict(), "epoch": epoch, "metrics": metrics,
+                "config": resolved, "nnexp_version": __version__}
+
+    title = (f"nnexp: {choices.get('model', '?')} on {data.name} ({len(data.train)} train / {len(data.val)} val), "
+             f"{num_params:,} parameters, {device}  ->  {run_dir}")
+    reporter = Reporter(tc.progress, epochs=tc.epochs, title=title)
+
+    def on_epoch_end(epoch: int, metrics: dict[str, Any], improved: bool) -> None:
+        tracker.log_epoch(epoch, metrics)
+        finite = math.isfinite(metrics["train/loss"]) and math.isfinite(metrics["val/loss"])
+        if tc.checkpoints and finite:  # a non-finite state never overwrites a good checkpoint
+            state = checkpoint(epoch, metrics)
+            if improved:
+                save_checkpoint(ckpt_dir / "best.pt", state)
+            save_checkpoint(ckpt_dir / "last.pt", state)
+        reporter.epoch(epoch, metrics, improved)
+        log.info("epoch %d %s%s", epoch, {k: v for k, v in metrics.items()}, " (best)" if improved else "")
+
+    started = time.perf_counter()
+    summary: dict[str, Any] = {"status": "failed", "run_dir": str(run_dir)}
+    try:
+        with reporter, StopSignals() as signals:
+            result = fit(model, data, objective, optimizer, scheduler, settings, stopper,
+                         on_epoch_end=on_epoch_end, stop_requested=signals)
+        test = None
+        if data.test is not None and result.status != "diverged":
+            test_loss, test_acc = evaluate(model, data.test, objective, tc.eval_batch_size)
+            test = {"test/loss": test_loss, "test/acc": test_acc}
+        best_epoch = stopper.best_epoch or None
+        best = _metrics_at(result.history, best_epoch) if best_epoch else {}
+        final = _metrics_at(result.history, result.epochs_run) if result.epochs_run else {}
+        summary = {
+            "status": result.status,
+            "message": result.message,
+            "epochs_run": result.epochs_run,
+            "best_epoch": best_epoch,
+            "stopped_epoch": result.epochs_run if result.status == "early_stopped" else None,
+            "monitor": stopper.monitor,
+            "mode": stopper.mode,
+            "best_value": stopper.best_value if best_epoch else None,
+            "restored_best": result.restored_best,
+            "final": final,
+            "best": best,
+            "gap": {"best": _gap(best), "final": _gap(final)},
+            "test": test,
+            "diagnosis": diagnose(result.history, result.status, active).to_dict(),
+            "num_params": num_params,
+            "wall_seconds": round(time.perf_counter() - started, 3),
+            "device": str(device),
+            "seed": tc.seed,
+            "loss": objective.name,
+            "choices": {k: v for k, v in choices.items() if not k.startswith("hydra/")},
+            "overrides": overrides,
+            "run_dir": str(run_dir),
+        }
+        if result.status == "interrupted":
+            summary["signal"] = "SIGINT" if signals.received == 2 else "SIGTERM"
+        words = _in_words(summary, stopper)
+        tracker.log_text("summary", "\n\n".join(words))
+        tracker.log_hparams(
+            _hparams(choices, overrides, tc.seed),
+            {"best/val/loss": best.get("val/loss"), "best/val/acc": best.get("val/acc"),
+             "final/train/loss": final.get("train/loss"), "final/val/loss": final.get("val/loss"),
+             "final/val/acc": final.get("val/acc"), "best_epoch": best_epoch},
+            step=result.epochs_run,
+        )
+        reporter.summary(summary, words, logdir or str(run_dir))
+        for line in words:
+            log.info(line)
+    except BaseException as exc:
+        summary.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                       error=f"{type(exc).__name__}: {exc}", wall_seconds=round(time.perf_counter() - started, 3))
+        raise
+    finally:
+        tracker.close()
+        atomic_write(run_dir / "summary.json", (json.dumps(_json_safe(summary), indent=2) + "\n").encode())
+    return summary
+
+
+def exit_code(summary: dict[str, Any]) -> int:
+    status = summary["status"]
+    if status == "diverged":
+        return EXIT_DIVERGED
+    if status == "interrupted":
+        return EXIT_INTERRUPTED if summary.get("signal") == "SIGINT" else EXIT_TERMINATED
+    return 0
+
+
+def _discard_run_dir(run_dir: Path, keep_log: bool) -> None:
+    """After a config error: remove what Hydra created for this run, so nothing is left half-written."""
+    hydra_dir = run_dir / ".hydra"
+    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+        (hydra_dir / name).unlink(missing_ok=True)
+    if not keep_log:
+        (run_dir / "train.log").unlink(missing_ok=True)
+    # only ever removes empty folders: the run dir, then its parents as long as they are inside the cwd
+    cwd = Path.cwd().resolve()
+    parents = [d for d in run_dir.resolve().parents if cwd in d.parents]
+    for d in (hydra_dir, run_dir, *parents):
+        try:
+            d.rmdir()
+        except OSError:
+            break
+
+
+def task(cfg: DictConfig) -> float | None:
+    """The Hydra task: run, print one clear line on failure, and map the outcome to an exit code.
+
+    In a single run a failure raises SystemExit with the documented code. In a
+    multirun a failed job is recorded in JOBS and the sweep goes on; the CLI
+    reports the failures and exits non-zero at the end.
+    """
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    run_dir = Path(hc.runtime.output_dir)
+    log_existed = (run_dir / "train.log").exists()
+    overrides = list(hc.overrides.task)
+    logdir = str(Path(hc.sweep.dir)) if multirun else str(run_dir)
+    job: dict[str, Any] = {"overrides": overrides, "run_dir": str(run_dir), "sweep_dir": logdir if multirun else None}
+    JOBS.append(job)
+    try:
+        summary = run(cfg, run_dir, overrides, dict(hc.runtime.choices), logdir=logdir)
+        code = exit_code(summary)
+        job.update(status=summary["status"], code=code, summary=summary, message=summary.get("message", ""))
+        if code == EXIT_DIVERGED:
+            print(f"nnexp: error: training diverged: {summary['message']}", file=sys.stderr)
+    except ConfigError as exc:
+        code = exc.exit_code
+        job.update(status="config_error", code=code, message=str(exc))
+        print(f"nnexp: error: {exc}", file=sys.stderr)
+        _discard_run_dir(run_dir, keep_log=log_existed)
+    except NnexpError as exc:
+        code = exc.exit_code
+        job.update(status="failed", code=code, message=str(exc))
+        print(f"nnexp: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("nnexp: interrupted", file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except Exception as exc:  # a bug or an environment failure: one line here, the traceback in train.log
+        code = 1
+        job.update(status="failed", code=code, message=f"{type(exc).__name__}: {exc}")
+        log.info("traceback:\n%s", traceback.format_exc())
+        print(f"nnexp: error: {type(exc).__name__}: {exc} (traceback in {run_dir / 'train.log'})", file=sys.stderr)
+    if code in (EXIT_INTERRUPTED, EXIT_TERMINATED) or (code and not multirun):
+        raise SystemExit(code)
+    summary = job.get("summary")
+    return None if not summary else summary.get("best_value")

@@ -1,0 +1,80 @@
+"""Everything a run records per epoch: TensorBoard event files and ``metrics.csv``.
+
+Both use one tag vocabulary (train/loss, val/loss, train/acc, val/acc, lr) and
+live in the run directory itself, so ``tensorboard --logdir outputs`` shows
+every run and a sweep lines up in the HPARAMS tab.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+CSV_COLUMNS = ("epoch", "train/loss", "val/loss", "train/acc", "val/acc", "lr", "seconds")
+SCALARS = ("train/loss", "val/loss", "train/acc", "val/acc", "lr")
+# metrics shown in the HPARAMS tab; each is also logged as a scalar at the end of the run
+HPARAM_METRICS = ("best/val/loss", "best/val/acc", "final/train/loss", "final/val/loss",
+                  "final/val/acc", "best_epoch")
+
+
+class Tracker:
+    def __init__(self, run_dir: Path, *, classification: bool) -> None:
+        self.run_dir = Path(run_dir)
+        self.writer = SummaryWriter(log_dir=str(self.run_dir), flush_secs=30)
+        # one chart overlaying train and val loss, one for accuracy: the overfitting picture
+        layout = {"curves": {"loss": ["Multiline", ["train/loss", "val/loss"]]}}
+        if classification:
+            layout["curves"]["accuracy"] = ["Multiline", ["train/acc", "val/acc"]]
+        self.writer.add_custom_scalars(layout)
+        self._csv_file = open(self.run_dir / "metrics.csv", "w", newline="")  # noqa: SIM115 - open for the run
+        self._csv = csv.writer(self._csv_file)
+        self._csv.writerow(CSV_COLUMNS)
+        self._csv_file.flush()
+
+    def log_epoch(self, epoch: int, metrics: dict[str, float | None]) -> None:
+        for tag in SCALARS:
+            value = metrics.get(tag)
+            if value is not None:
+                self.writer.add_scalar(tag, value, epoch)
+        self._csv.writerow([epoch] + [_cell(metrics.get(c)) for c in CSV_COLUMNS[1:]])
+        self._csv_file.flush()
+
+    def log_text(self, tag: str, text: str) -> None:
+        self.writer.add_text(tag, text)
+
+    def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float | None], step: int) -> None:
+        """Write the hparams entry into this run's own event file (not a timestamped subfolder)."""
+        values = {k: v for k, v in metrics.items() if v is not None and math.isfinite(v)}
+        exp, ssi, sei = hparams_summary(_hparam_values(hparams), dict.fromkeys(HPARAM_METRICS, 0.0))
+        file_writer = self.writer._get_file_writer()
+        for summary in (exp, ssi, sei):
+            file_writer.add_summary(summary)
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def close(self) -> None:
+        self.writer.flush()
+        self.writer.close()
+        self._csv_file.close()
+
+
+def _cell(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _hparam_values(hparams: dict[str, Any]) -> dict[str, Any]:
+    """TensorBoard accepts bool, int, float and str; lists and None become strings."""
+    out = {}
+    for key, value in hparams.items():
+        if isinstance(value, (bool, int, float, str)):
+            out[key] = value
+        else:
+            out[key] = str(value)
+    return out
