@@ -139,7 +139,7 @@ def _sweep_labels(overrides: list[list[str]]) -> tuple[list[str], list[str]]:
 
 # Lines of Hydra's error reports that name no key or value: the search path, the
 # structured-config internals and the hint about HYDRA_FULL_ERROR.
-_NOISE = ("Set the environment variable HYDRA_FULL_ERROR", "reference_type=", "object_type=",
+_NOISE = ("Set the environment variable HYDRA_FULL_ERROR", "reference_type=", "object_type=", "full_key:",
           "Config search path:", "provider=", "See https://hydra.cc")
 
 
