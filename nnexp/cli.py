@@ -65,6 +65,7 @@ def train(args: list[str]) -> int:
 
     config.register()
     started = False
+    jobs: list[dict] = []  # one entry per job Hydra runs in this process
 
     def hydra_task(cfg):  # noqa: ANN001 - Hydra passes a DictConfig
         nonlocal started
@@ -72,7 +73,7 @@ def train(args: list[str]) -> int:
         held.release()
         from nnexp.run import task  # torch is imported here, only when a run starts
 
-        return task(cfg)
+        return task(cfg, jobs)
 
     held: _HeldStderr
     app = hydra.main(config_path=str(config.config_dir()), config_name="train", version_base="1.3")(hydra_task)
@@ -87,7 +88,7 @@ def train(args: list[str]) -> int:
         # Hydra exits 1 for its own errors (unknown group option or key, bad override
         # syntax, a value of the wrong type), all before any task starts: a usage error.
         if code == 1 and not started:
-            held.release(condense=True)
+            held.release(condense=True, args=args)
             return EXIT_USAGE
         return code
     finally:
@@ -95,14 +96,12 @@ def train(args: list[str]) -> int:
         sys.argv, sys.stderr = saved_argv, saved_stderr
     if not started:
         return 0
-    return _after_sweep()
+    return _after_sweep(jobs)
 
 
-def _after_sweep() -> int:
+def _after_sweep(jobs: list[dict]) -> int:
     """After a multirun: one line per job, the failures named, non-zero if any job failed."""
-    from nnexp.run import JOBS
-
-    sweep = [j for j in JOBS if j.get("sweep_dir")]
+    sweep = [j for j in jobs if j.get("sweep_dir")]
     if not sweep:
         return 0
     from rich.console import Console
@@ -162,20 +161,28 @@ class _HeldStderr:
     def isatty(self) -> bool:
         return self.target.isatty()
 
-    def release(self, condense: bool = False) -> None:
+    def release(self, condense: bool = False, args: list[str] = ()) -> None:
         if not self.holding:
             return
         self.holding = False
         text = "".join(self.held)
         self.held.clear()
         if condense:
-            text = condense_hydra_error(text)
+            text = condense_hydra_error(text, args)
         self.target.write(text)
         self.target.flush()
 
 
-def condense_hydra_error(text: str) -> str:
-    """Keep the lines of a Hydra error that say what is wrong; join an options list onto one line."""
+def condense_hydra_error(text: str, args: list[str] = ()) -> str:
+    """Keep the lines of a Hydra error that say what is wrong; join an options list onto one line.
+
+    Where Hydra's message does not quote the offending override, the overrides
+    given are named first; a traceback (Hydra prints one for a few parse
+    errors) shrinks to its final line.
+    """
+    if "Traceback (most recent call last)" in text:
+        text = [ln for ln in text.splitlines() if ln.strip() and not ln[0].isspace()
+                and not ln.startswith(("Traceback", "Set the environment"))][-1]
     lines: list[str] = []
     for line in text.splitlines():
         stripped = line.strip()
@@ -185,4 +192,7 @@ def condense_hydra_error(text: str) -> str:
             lines[-1] += (" " if lines[-1].endswith(":") else ", ") + stripped
             continue
         lines.append(line.rstrip())
+    named = [a for a in args if a and any(a.partition("=")[0] and a.partition("=")[0] in ln for ln in lines)]
+    if args and not named:
+        lines.insert(0, f"nnexp: error: cannot use the overrides: {' '.join(args)}")
     return "\n".join(lines) + "\n" if lines else ""

@@ -41,10 +41,6 @@ from nnexp.tracking import Tracker
 
 log = logging.getLogger("nnexp")
 
-# One entry per job this process ran (a multirun runs several); the CLI prints them at the end.
-JOBS: list[dict[str, Any]] = []
-
-
 def select_device(name: str) -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
@@ -94,15 +90,15 @@ def _build(group: str, node: DictConfig, **kwargs: Any) -> Any:
         cause = exc.__cause__
         if isinstance(cause, NnexpError):
             raise cause from None
-        if isinstance(cause, (ValueError, TypeError)):
-            raise ConfigError(f"{group}: {cause}") from None
         if cause is None:  # Hydra could not import the _target_
             first = str(exc).splitlines()[0]
             raise ConfigError(f"{group}._target_: {first}") from None
-        raise
+        # a constructor that rejects its arguments: the config of this group is wrong
+        kind = "" if isinstance(cause, (ValueError, TypeError)) else f"{type(cause).__name__}: "
+        raise ConfigError(f"{group}: {kind}{cause}") from None
     except NnexpError:
         raise
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise ConfigError(f"{group}: {exc}") from None
 
 
@@ -337,12 +333,12 @@ def _discard_run_dir(run_dir: Path, keep_log: bool) -> None:
             break
 
 
-def task(cfg: DictConfig) -> float | None:
+def task(cfg: DictConfig, jobs: list[dict[str, Any]]) -> float | None:
     """The Hydra task: run, print one clear line on failure, and map the outcome to an exit code.
 
-    In a single run a failure raises SystemExit with the documented code. In a
-    multirun a failed job is recorded in JOBS and the sweep goes on; the CLI
-    reports the failures and exits non-zero at the end.
+    Each job appends its outcome to ``jobs``. In a single run a failure raises
+    SystemExit with the documented code; in a multirun the sweep goes on and the
+    CLI reports the failed jobs and exits non-zero at the end.
     """
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
@@ -351,7 +347,7 @@ def task(cfg: DictConfig) -> float | None:
     overrides = list(hc.overrides.task)
     logdir = str(Path(hc.sweep.dir)) if multirun else str(run_dir)
     job: dict[str, Any] = {"overrides": overrides, "run_dir": str(run_dir), "sweep_dir": logdir if multirun else None}
-    JOBS.append(job)
+    jobs.append(job)
     try:
         summary = run(cfg, run_dir, overrides, dict(hc.runtime.choices), logdir=logdir)
         code = exit_code(summary)

@@ -1,0 +1,104 @@
+"""Bad input: one clear message naming the key, exit code 2, no traceback, nothing left behind."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import run_subprocess
+
+# (arguments after `nnexp train`, text the message must contain)
+BAD = [
+    (["trainer.epochs=0"], "trainer.epochs=0 is out of range; allowed: an integer >= 1"),
+    (["trainer.epochs=-3"], "trainer.epochs"),
+    (["trainer.epochs=abc"], "trainer.epochs=abc"),
+    (["trainer.epochs=1.5"], "trainer.epochs"),
+    (["trainer.batch_size=0"], "trainer.batch_size=0"),
+    (["trainer.eval_batch_size=0"], "trainer.eval_batch_size"),
+    (["trainer.threads=-1"], "trainer.threads"),
+    (["trainer.grad_clip=0"], "trainer.grad_clip=0"),
+    (["trainer.grad_clip=-1"], "trainer.grad_clip"),
+    (["trainer.device=tpu"], "trainer.device='tpu'"),
+    (["trainer.progress=fancy"], "trainer.progress"),
+    (["trainer.seed=x"], "trainer.seed"),
+    (["trainer.deterministic=maybe"], "trainer.deterministic"),
+    (["trainer.nope=1"], "trainer.nope"),
+    (["optimizer.lr=-1"], "optimizer.lr=-1 is out of range; allowed: a finite number > 0"),
+    (["optimizer.lr=0"], "optimizer.lr=0"),
+    (["optimizer.lr=nan"], "optimizer.lr=nan"),
+    (["optimizer.lr=inf"], "optimizer.lr=inf"),
+    (["optimizer.lr=fast"], "optimizer.lr='fast'"),
+    (["optimizer=momentum", "optimizer.momentum=1.5"], "optimizer.momentum"),
+    (["optimizer=nadam"], "optimizer/nadam"),
+    (["optimizer.betas=[0.9]"], "optimizer"),
+    (["model=transformer9"], "model/transformer9"),
+    (["model.activation=swish"], "model.activation='swish'"),
+    (["model.hidden=[0]"], "model.hidden"),
+    (["model.hidden=16"], "model.hidden"),
+    (["model.dropout=1.0"], "model.dropout"),
+    (["model.nope=3"], "model.nope"),
+    (["dataset=imagenet"], "dataset/imagenet"),
+    (["dataset.val_fraction=0"], "dataset.val_fraction=0"),
+    (["dataset.val_fraction=1"], "dataset.val_fraction"),
+    (["dataset.test_fraction=-0.1"], "dataset.test_fraction"),
+    (["dataset.val_fraction=0.6", "dataset.test_fraction=0.5"], "dataset.val_fraction + dataset.test_fraction"),
+    (["dataset.train_fraction=0"], "dataset.train_fraction=0"),
+    (["dataset.train_fraction=1.5"], "dataset.train_fraction"),
+    (["dataset=moons", "dataset.noise=-1"], "dataset.noise"),
+    (["dataset=moons", "dataset.n_samples=2"], "dataset.n_samples"),
+    (["dataset=spirals", "dataset.n_classes=1"], "dataset.n_classes"),
+    (["dataset=circles", "dataset.factor=2"], "factor=2"),
+    (["regularizer=lasso"], "regularizer/lasso"),
+    (["regularizer.dropout=1.0"], "regularizer.dropout=1.0 is out of range; allowed: a number in [0, 1)"),
+    (["regularizer.dropout=-0.1"], "regularizer.dropout"),
+    (["regularizer.weight_decay=-1"], "regularizer.weight_decay"),
+    (["regularizer.l1=-0.1"], "regularizer.l1"),
+    (["regularizer.early_stopping.patience=-1"], "regularizer.early_stopping.patience"),
+    (["regularizer.early_stopping.min_delta=-1"], "regularizer.early_stopping.min_delta"),
+    (["regularizer.early_stopping.mode=up"], "regularizer.early_stopping.mode"),
+    (["regularizer.early_stopping.monitor=val/f1"], "regularizer.early_stopping.monitor"),
+    (["scheduler=warmup"], "scheduler/warmup"),
+    (["scheduler=step", "scheduler.step_size=0"], "scheduler.step_size"),
+    (["scheduler=step", "scheduler.gamma=2"], "scheduler.gamma"),
+    (["scheduler=plateau", "scheduler.factor=1"], "scheduler.factor"),
+    (["loss=hinge"], "loss='hinge'"),
+    (["loss=bce", "dataset=spirals"], "loss=bce needs exactly 2 classes"),
+    (["experiment=nope"], "experiment/nope"),
+    (["trainer.epochs"], "trainer.epochs"),
+    (["=3"], "=3"),
+    (["trainer.epochs=[1"], "trainer.epochs=[1"),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_exits_2_with_one_clear_message(run_cli, tmp_path, args, expected):
+    code, out, err = run_cli("train", "trainer.progress=none", *args)
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert 1 <= len(lines) <= 3, err
+    assert expected in err
+    assert "Traceback" not in err and "Traceback" not in out
+    assert not (tmp_path / "outputs").exists(), "a rejected config must leave nothing under outputs/"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_unavailable_device_is_a_usage_error(run_cli, tmp_path):
+    code, _, err = run_cli("train", "trainer.device=cuda")
+    assert code == 2
+    assert err.strip() == "nnexp: error: trainer.device=cuda: CUDA is not available on this machine; allowed here: auto, cpu"
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_explicit_run_dir_is_not_left_behind_on_a_config_error(run_cli, tmp_path):
+    code, _, _ = run_cli("train", "optimizer.lr=-1", f"hydra.run.dir={tmp_path / 'mine'}")
+    assert code == 2
+    assert not (tmp_path / "mine").exists()
+
+
+def test_real_process_exit_codes(tmp_path):
+    """Through the real entry point: out-of-range value and Hydra's own errors both exit 2."""
+    for args, expected in ((["trainer.epochs=0"], "trainer.epochs=0"), (["model=nope"], "model/nope"),
+                           (["optimizer.lr=-1"], "optimizer.lr=-1")):
+        proc = run_subprocess("train", *args, cwd=tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        assert expected in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "outputs").exists()

@@ -1,0 +1,87 @@
+"""The command itself: subcommands, help, fast start without torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import REPO, run_subprocess
+
+from nnexp import __version__
+from nnexp.cli import condense_hydra_error
+
+
+def test_top_level_help_lists_subcommands(run_cli):
+    code, out, _ = run_cli("--help")
+    assert code == 0
+    assert "commands:" in out and "train" in out
+
+
+def test_no_command_is_a_usage_error(run_cli):
+    code, _, err = run_cli()
+    assert code == 2
+    assert "usage: nnexp" in err
+
+
+def test_unknown_command_names_the_allowed_ones(run_cli):
+    code, _, err = run_cli("trian")
+    assert code == 2
+    assert err.strip().splitlines() == ["nnexp: error: unknown command 'trian'; allowed: train (see nnexp --help)"]
+
+
+def test_version(run_cli):
+    code, out, _ = run_cli("--version")
+    assert (code, out.strip()) == (0, f"nnexp {__version__}")
+
+
+def test_train_help_lists_groups_and_options(run_cli):
+    code, out, _ = run_cli("train", "--help")
+    assert code == 0
+    for group in ("dataset:", "model:", "optimizer:", "regularizer:", "scheduler:", "trainer:", "experiment:"):
+        assert group in out
+    assert "early_stopping" in out and "spirals" in out and "cosine" in out
+
+
+def _imports_torch(*args: str) -> str:
+    code = (
+        "import sys\n"
+        "from nnexp.cli import main\n"
+        "try:\n"
+        f"    main({list(args)!r})\n"
+        "except SystemExit as e:\n"
+        "    assert e.code in (0, None), e.code\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def test_help_and_cfg_do_not_import_torch():
+    assert _imports_torch("--help") == "NO-TORCH"
+    assert _imports_torch("train", "--help") == "NO-TORCH"
+    assert _imports_torch("train", "--cfg", "job") == "NO-TORCH"
+    assert _imports_torch("train", "--cfg", "job", "model.hidden=[8]", "dataset=moons") == "NO-TORCH"
+
+
+def test_cfg_job_prints_the_composed_config(run_cli):
+    code, out, _ = run_cli("train", "--cfg", "job", "dataset=moons", "optimizer.lr=0.5")
+    assert code == 0
+    assert "_target_: nnexp.data.synthetic.moons" in out
+    assert "lr: 0.5" in out
+
+
+def test_python_dash_m_entry_point(tmp_path):
+    proc = run_subprocess("--version", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"nnexp {__version__}"
+
+
+def test_hydra_errors_are_condensed_to_what_is_wrong():
+    raw = (
+        "In 'train': Could not find 'model/nope'\n\nAvailable options in 'model':\n\tmlp\n\tcnn\n"
+        "Config search path:\n\tprovider=hydra, path=pkg://hydra.conf\n\n"
+        "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.\n"
+    )
+    assert condense_hydra_error(raw) == (
+        "In 'train': Could not find 'model/nope'\nAvailable options in 'model': mlp, cnn\n"
+    )

@@ -1,0 +1,218 @@
+"""`nnexp train` end to end: the run directory contract, every group option, sweeps."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO, SHRINK, compose_cfg, read_summary, run_subprocess
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from nnexp.config import config_dir
+
+TAGS = ("train/loss", "val/loss", "train/acc", "val/acc")
+
+
+def _scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def _csv_rows(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """The default `nnexp train`, unshrunk, as a user runs it (separate process, real exit code)."""
+    root = tmp_path_factory.mktemp("demo")
+    run_dir = root / "run"
+    proc = run_subprocess("train", f"hydra.run.dir={run_dir}", cwd=root)
+    return proc, run_dir
+
+
+def test_default_demo_overfits_and_stops_early(demo_run):
+    proc, run_dir = demo_run
+    assert proc.returncode == 0, proc.stderr
+    s = read_summary(run_dir)
+    assert s["status"] == "early_stopped"
+    assert s["best_epoch"] < s["epochs_run"] == s["stopped_epoch"]
+    assert s["restored_best"] is True
+    assert s["monitor"] == "val/loss" and s["best_value"] == pytest.approx(s["best"]["val/loss"])
+    # the course's picture: after the val/loss minimum, val/loss rises while train/loss keeps falling
+    assert s["final"]["val/loss"] > s["best"]["val/loss"]
+    assert s["final"]["train/loss"] < s["best"]["train/loss"]
+    assert s["diagnosis"]["label"] == "overfit"
+    assert s["num_params"] > 100_000 and s["device"] == "cpu"
+    assert set(s["final"]) == set(TAGS) and set(s["best"]) == set(TAGS)
+
+
+def test_default_demo_summary_says_it_in_words(demo_run):
+    proc, run_dir = demo_run
+    s = read_summary(run_dir)
+    out = proc.stdout
+    assert f"restored the weights of epoch {s['best_epoch']}" in out.replace("\n", " ")
+    assert f"stopped at epoch {s['epochs_run']}" in out.replace("\n", " ")
+    assert "generalization gap" in out.replace("\n", " ")
+    assert out.rstrip().splitlines()[-1] == f"See the curves:  tensorboard --logdir {run_dir}"
+
+
+def test_default_demo_writes_the_run_directory(demo_run):
+    _, run_dir = demo_run
+    s = read_summary(run_dir)
+    n = s["epochs_run"]
+    assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / ".hydra" / "overrides.yaml").is_file()
+    assert (run_dir / "train.log").read_text().count("epoch ") >= n
+    rows = _csv_rows(run_dir)
+    assert list(rows[0]) == ["epoch", "train/loss", "val/loss", "train/acc", "val/acc", "lr", "seconds"]
+    assert [int(r["epoch"]) for r in rows] == list(range(1, n + 1))
+    # TensorBoard: every tag for every epoch, in the run dir itself (hparams too: no subfolders)
+    scalars = _scalars(run_dir)
+    for tag in (*TAGS, "lr"):
+        assert [step for step, _ in scalars[tag]] == list(range(1, n + 1)), tag
+    assert [v for _, v in scalars["val/loss"]] == pytest.approx([float(r["val/loss"]) for r in rows], rel=1e-5)
+    assert {p.name for p in run_dir.iterdir() if p.is_dir()} == {".hydra", "checkpoints"}
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    assert "_hparams_/experiment" in acc.PluginTagToContent("hparams")
+    assert "custom_scalars__config__" in acc.PluginTagToContent("custom_scalars")
+
+
+def test_default_demo_checkpoints(demo_run):
+    _, run_dir = demo_run
+    s = read_summary(run_dir)
+    last = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+    best = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=False)
+    for ckpt in (last, best):
+        assert {"model", "optimizer", "scheduler", "epoch", "early_stopping", "config"} <= set(ckpt)
+        assert ckpt["config"]["model"]["hidden"] == [512, 512]
+    assert last["epoch"] == s["epochs_run"] and best["epoch"] == s["best_epoch"]
+    assert best["early_stopping"]["best_epoch"] == s["best_epoch"]
+    assert not any(p.name.startswith(".") for p in (run_dir / "checkpoints").iterdir())
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+
+
+GRID = (
+    [f"dataset={o}" for o in _options("dataset")]
+    + [f"optimizer={o}" for o in _options("optimizer")]
+    + [f"scheduler={o}" for o in _options("scheduler")]
+    + [f"regularizer={o}" for o in _options("regularizer")]
+    + [f"model={o}" for o in _options("model")]
+    + [f"experiment={o}" for o in _options("experiment")]
+    + ["optimizer=momentum optimizer.nesterov=true", "loss=mse", "loss=nll", "loss=cross_entropy dataset=moons",
+       "trainer.grad_clip=0.5", "trainer.deterministic=true", "model.activation=sigmoid", "trainer.progress=rich",
+       "trainer.progress=plain", "trainer.checkpoints=false"]
+)
+
+
+@pytest.mark.parametrize("choice", GRID)
+def test_every_option_trains(run_cli, tmp_path, choice):
+    run_dir = tmp_path / "run"
+    code, out, err = run_cli("train", *SHRINK, *choice.split(), f"hydra.run.dir={run_dir}")
+    assert code == 0, err
+    s = read_summary(run_dir)
+    assert s["status"] in ("completed", "early_stopped")
+    assert s["epochs_run"] >= 1 and math.isfinite(s["final"]["val/loss"])
+    assert len(_csv_rows(run_dir)) == s["epochs_run"]
+    assert (run_dir / "checkpoints" / "last.pt").is_file() == ("checkpoints=false" not in choice)
+
+
+def test_plain_progress_prints_one_line_per_epoch(run_cli, tmp_path):
+    code, out, _ = run_cli("train", "trainer.epochs=3", "trainer.progress=plain", "dataset=xor",
+                           f"hydra.run.dir={tmp_path / 'r'}")
+    assert code == 0
+    lines = [line for line in out.splitlines() if re.match(r"epoch +\d+/3 ", line)]
+    assert [line.split()[1] for line in lines] == ["1/3", "2/3", "3/3"]
+    assert "val/loss" in lines[0] and "val/acc" in lines[0]
+
+
+def test_sweep_makes_one_run_dir_per_job(run_cli, tmp_path):
+    code, out, err = run_cli("train", "-m", "regularizer=none,l2,dropout,early_stopping", "trainer.epochs=5",
+                             "trainer.progress=none")
+    assert code == 0, err
+    summaries = sorted((tmp_path / "outputs" / "multirun").glob("*/*/*/summary.json"))
+    assert len(summaries) == 4
+    jobs = {json.loads(p.read_text())["choices"]["regularizer"] for p in summaries}
+    assert jobs == {"none", "l2", "dropout", "early_stopping"}
+    names = sorted(p.parent.name for p in summaries)
+    assert names[0] == "0_regularizer=none,trainer.epochs=5"
+    assert "sweep: 4 jobs" in out and "tensorboard --logdir outputs/multirun/" in out
+
+
+def test_sweep_goes_on_after_a_bad_job_and_exits_nonzero(run_cli, tmp_path):
+    code, out, err = run_cli("train", "-m", "optimizer.lr=0.01,-1", "trainer.epochs=2", "trainer.progress=none",
+                             "dataset=xor")
+    assert code == 1
+    assert "optimizer.lr=-1 is out of range" in err
+    assert "job failed (optimizer.lr=-1" in err
+    assert len(list((tmp_path / "outputs" / "multirun").glob("*/*/*/summary.json"))) == 1
+
+
+def test_runs_started_together_get_their_own_folders(run_cli, tmp_path):
+    for _ in range(2):
+        code, _, _ = run_cli("train", *SHRINK, "dataset=xor")
+        assert code == 0
+    runs = list((tmp_path / "outputs" / "runs").glob("*/*"))
+    assert len(runs) == 2 and all((r / "summary.json").is_file() for r in runs)
+
+
+def test_same_seed_same_curves_other_seed_differs(run_cli, tmp_path):
+    def losses(seed: int, name: str) -> list[str]:
+        run_cli("train", *SHRINK, "trainer.epochs=3", f"trainer.seed={seed}", f"hydra.run.dir={tmp_path / name}")
+        return [r["train/loss"] + r["val/loss"] for r in _csv_rows(tmp_path / name)]
+
+    assert losses(0, "a") == losses(0, "b")
+    assert losses(0, "a") != losses(1, "c")
+
+
+def test_cosine_schedule_lowers_the_logged_lr(run_cli, tmp_path):
+    code, _, _ = run_cli("train", *SHRINK, "trainer.epochs=4", "scheduler=cosine", "optimizer.lr=0.01",
+                         f"hydra.run.dir={tmp_path / 'r'}")
+    assert code == 0
+    lrs = [float(r["lr"]) for r in _csv_rows(tmp_path / "r")]
+    assert lrs[0] == pytest.approx(0.01) and lrs == sorted(lrs, reverse=True) and lrs[-1] < lrs[0]
+
+
+def test_regularizer_values_reach_the_model_and_optimizer():
+    from nnexp.run import _build, _param_groups
+
+    cfg = compose_cfg(["regularizer=all"])
+    model = _build("model", cfg.model, input_shape=(1, 8, 8), num_outputs=10)
+    drops = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert drops and all(d.p == 0.5 for d in drops)
+    opt = _build("optimizer", cfg.optimizer, params=_param_groups(model))
+    decayed, plain = opt.param_groups
+    assert decayed["weight_decay"] == pytest.approx(1e-3) and all(p.ndim > 1 for p in decayed["params"])
+    assert plain["weight_decay"] == 0.0 and all(p.ndim == 1 for p in plain["params"])
+    assert cfg.regularizer.l1 > 0 and cfg.regularizer.early_stopping.enabled
+
+
+def test_l1_penalty_shrinks_weights(run_cli, tmp_path):
+    def weight_l1(extra: list[str], name: str) -> float:
+        code, _, err = run_cli("train", *SHRINK, "trainer.epochs=5", "dataset=moons", "model.hidden=[32]",
+                               "regularizer=none", *extra, f"hydra.run.dir={tmp_path / name}")
+        assert code == 0, err
+        state = torch.load(tmp_path / name / "checkpoints" / "last.pt", weights_only=False)["model"]
+        return sum(v.abs().sum().item() for k, v in state.items() if k.endswith("weight"))
+
+    assert weight_l1(["regularizer.l1=0.05"], "l1") < 0.8 * weight_l1([], "none")
+
+
+def test_experiment_preset_applies_its_overrides():
+    cfg = compose_cfg(["experiment=xor_mlp"])
+    assert cfg.dataset._target_.endswith("synthetic.xor")
+    assert list(cfg.model.hidden) == [8] and cfg.regularizer.early_stopping.enabled is False
+
+
+def test_conf_is_the_repository_tree_in_an_editable_checkout():
+    assert config_dir() == REPO / "conf"
