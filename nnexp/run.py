@@ -175,9 +175,10 @@ def _in_words(summary: dict[str, Any], stopper: EarlyStopping) -> list[str]:
     if summary.get("test"):
         t = summary["test"]
         acc = f", test/acc {t['test/acc']:.3f}" if t.get("test/acc") is not None else ""
-        lines.append(f"Held-out test set with the final weights: test/loss {t['test/loss']:.4f}{acc}.")
+        weights = f"the restored weights of epoch {b}" if summary["restored_best"] else f"the weights of epoch {e}"
+        lines.append(f"Held-out test set with {weights}: test/loss {t['test/loss']:.4f}{acc}.")
     d = summary["diagnosis"]
-    lines.append(f"Diagnosis: {d['label']}. {d['reason']}. Suggestion: {d['suggestion']}.")
+    lines.append(f"Diagnosis: {d['label']} ({d['reason']}). Suggestion: {d['suggestion']}.")
     return lines
 
 

@@ -6,6 +6,10 @@ import csv
 import json
 import math
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -216,3 +220,40 @@ def test_experiment_preset_applies_its_overrides():
 
 def test_conf_is_the_repository_tree_in_an_editable_checkout():
     assert config_dir() == REPO / "conf"
+
+
+def test_divergence_exits_3_and_never_checkpoints_nan(run_cli, tmp_path):
+    run_dir = tmp_path / "r"
+    code, _, err = run_cli("train", "dataset=moons", "optimizer=sgd", "optimizer.lr=1e30", "regularizer=none",
+                           "trainer.epochs=20", "trainer.progress=none", f"hydra.run.dir={run_dir}")
+    assert code == 3
+    assert "training diverged: train/loss became nan in epoch 1" in err
+    s = read_summary(run_dir)
+    assert (s["status"], s["epochs_run"], s["diagnosis"]["label"]) == ("diverged", 1, "diverged")
+    assert s["final"]["train/loss"] == "nan"  # JSON has no NaN: kept readable as a string
+    assert not (run_dir / "checkpoints" / "last.pt").exists()
+    assert len(_csv_rows(run_dir)) == 1  # the bad epoch is still logged, so the curve shows it
+
+
+@pytest.mark.parametrize(("sig", "code", "name"), [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT")])
+def test_signal_stops_cleanly_with_its_exit_code(tmp_path, sig, code, name):
+    run_dir = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "nnexp", "train", "regularizer=none", "trainer.epochs=100000",
+                             "trainer.progress=none", f"hydra.run.dir={run_dir}"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # wait until a few epochs are on disk
+            if (run_dir / "metrics.csv").is_file() and len(_csv_rows(run_dir)) >= 3:
+                break
+            time.sleep(0.1)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, err
+    s = read_summary(run_dir)
+    assert s["status"] == "interrupted" and s["signal"] == name
+    assert s["epochs_run"] >= 3 and s["epochs_run"] < 100000
+    assert (run_dir / "checkpoints" / "last.pt").is_file()
+    assert [step for step, _ in _scalars(run_dir)["val/loss"]] == list(range(1, s["epochs_run"] + 1))
