@@ -64,6 +64,7 @@ def train(args: list[str]) -> int:
     from nnexp import config
 
     config.register()
+    config.new_run_id()
     started = False
     jobs: list[dict] = []  # one entry per job Hydra runs in this process
 

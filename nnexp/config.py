@@ -69,15 +69,21 @@ class TrainConf:
     loss: str = "auto"
 
 
-def _uid() -> str:
-    """A short random id per process, so two runs started in the same second never share a folder."""
+_UID = secrets.token_hex(3)
+
+
+def new_run_id() -> None:
+    """Draw the random suffix of this invocation's run folder (``${nnexp_uid:}`` in train.yaml).
+
+    It stays fixed while Hydra resolves the run and sweep dirs of one invocation,
+    so two runs started in the same second never share a folder.
+    """
     global _UID
-    if _UID is None:
-        _UID = secrets.token_hex(3)
+    _UID = secrets.token_hex(3)
+
+
+def _uid() -> str:
     return _UID
-
-
-_UID: str | None = None
 
 
 def register() -> None:
@@ -173,7 +179,7 @@ def check_ranges(cfg: DictConfig) -> None:
         node = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
         if node is _ABSENT:
             continue
-        value = OmegaConf.to_container(node) if isinstance(node, (DictConfig,)) or OmegaConf.is_list(node) else node
+        value = OmegaConf.to_container(node) if OmegaConf.is_config(node) else node
         if not ok(value):
             raise ConfigError(f"{key}={_show(value)} is out of range; allowed: {allowed}")
     val = OmegaConf.select(cfg, "dataset.val_fraction", default=0.0)
