@@ -42,12 +42,15 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by nnexp; a missing or unreadable file is a ConfigError naming it."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"checkpoint {path}: is a folder, not a checkpoint file")
     if not path.is_file():
         raise ConfigError(f"checkpoint {path}: no such file")
     if path.stat().st_size == 0:
         raise ConfigError(f"checkpoint {path}: the file is empty")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
+        # weights_only: tensors and plain containers only, so loading never runs code from the file
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many kinds for a damaged zip/pickle
         raise ConfigError(f"checkpoint {path}: not a readable checkpoint ({type(exc).__name__})") from exc
     if not isinstance(state, dict) or "model" not in state:

@@ -16,6 +16,8 @@ OVERFIT_TRAIN_FALL = 0.10  # ... while train/loss fell at least this much after 
 PLATEAU_CHANGE = 0.05  # train/loss never got this far below its first value
 UNDERFIT_ACC = 0.90  # final train accuracy below this: the model does not fit its own data
 STILL_FALLING = 0.10  # train and val loss fell this much over the last quarter of the run
+SOLVED_ACC = 0.99  # a run this accurate on its training data is neither stuck nor underfit ...
+SOLVED_LOSS = 1e-3  # ... nor is one (without accuracy) whose training loss got this close to zero
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,11 @@ def diagnose(history: list[dict[str, Any]], status: str = "completed",
             suggestion = "try " + ", ".join(todo)
         return Diagnosis("overfit", reason, suggestion)
 
+    # relative changes of a loss near zero mean nothing: a solved run is judged on overfitting alone
+    train_acc = history[-1].get("train/acc")
     t_first, t_best = train[0], min(train)
-    if len(train) >= 3 and (t_first - t_best) / max(abs(t_first), 1e-12) < PLATEAU_CHANGE:
+    solved = train_acc >= SOLVED_ACC if train_acc is not None else t_best < SOLVED_LOSS
+    if not solved and len(train) >= 3 and (t_first - t_best) / max(abs(t_first), 1e-12) < PLATEAU_CHANGE:
         return Diagnosis(
             "plateau",
             f"train/loss stayed within {PLATEAU_CHANGE:.0%} of {t_first:.3g} for {len(train)} epochs",
@@ -80,13 +85,12 @@ def diagnose(history: list[dict[str, Any]], status: str = "completed",
             "or relu instead of a saturating sigmoid (model.activation=relu)",
         )
 
-    train_acc = history[-1].get("train/acc")
     if train_acc is not None and train_acc < UNDERFIT_ACC:
         return Diagnosis("underfit", f"train/acc is only {train_acc:.2f} at epoch {last}",
                          "more capacity (a bigger model.hidden), more epochs (trainer.epochs) "
                          "or a higher learning rate (optimizer.lr)")
     q = max(1, len(train) // 4)
-    if len(train) >= 4:
+    if not solved and len(train) >= 4:
         t_q, v_q = train[-1 - q], val[-1 - q]
         if ((t_q - t_last) / max(abs(t_q), 1e-12) > STILL_FALLING
                 and (v_q - v_last) / max(abs(v_q), 1e-12) > STILL_FALLING):
