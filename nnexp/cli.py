@@ -159,8 +159,8 @@ class _HeldStderr:
     def flush(self) -> None:
         self.target.flush()
 
-    def isatty(self) -> bool:
-        return self.target.isatty()
+    def __getattr__(self, name: str):  # noqa: ANN204 - fileno, encoding, ...: the real stream's
+        return getattr(self.target, name)
 
     def release(self, condense: bool = False, args: list[str] = ()) -> None:
         if not self.holding:

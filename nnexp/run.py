@@ -112,6 +112,10 @@ def _param_groups(model: torch.nn.Module) -> list[dict[str, Any]]:
     return groups
 
 
+# keys that change how a run looks, not what it learns
+_NOT_HPARAMS = {"trainer.progress", "trainer.checkpoints", "trainer.threads", "trainer.eval_batch_size"}
+
+
 def _hparams(choices: dict[str, Any], overrides: list[str], seed: int) -> dict[str, Any]:
     """The run's group choices and every override, as flat values for the HPARAMS tab."""
     out: dict[str, Any] = {g: choices[g] for g in ("model", "dataset", "optimizer", "regularizer", "scheduler")
@@ -119,7 +123,7 @@ def _hparams(choices: dict[str, Any], overrides: list[str], seed: int) -> dict[s
     out["trainer.seed"] = seed
     for item in overrides:
         key, _, value = item.lstrip("+~").partition("=")
-        if key.startswith("hydra.") or key in out:
+        if key.startswith("hydra.") or key in out or key in _NOT_HPARAMS:
             continue
         try:
             out[key] = json.loads(value)

@@ -85,3 +85,21 @@ def test_hydra_errors_are_condensed_to_what_is_wrong():
     assert condense_hydra_error(raw) == (
         "In 'train': Could not find 'model/nope'\nAvailable options in 'model': mlp, cnn\n"
     )
+
+
+
+def test_stderr_stays_a_real_stream_during_a_run(tmp_path):
+    """Code inside a run may ask sys.stderr for its file descriptor or encoding."""
+    code = (
+        "import sys, nnexp.run\n"
+        "real = nnexp.run.run\n"
+        "def spy(*a, **k):\n"
+        "    print('FILENO', sys.stderr.fileno(), sys.stderr.encoding)\n"
+        "    return real(*a, **k)\n"
+        "nnexp.run.run = spy\n"
+        "from nnexp.cli import main\n"
+        "main(['train', 'dataset=xor', 'trainer.epochs=1', 'trainer.progress=none', 'hydra.run.dir=r'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "FILENO 2 " in proc.stdout
