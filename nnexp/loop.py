@@ -52,14 +52,16 @@ def evaluate(model: nn.Module, split: Split, objective: Objective, batch_size: i
     total_loss = torch.zeros((), device=split.x.device)
     correct = torch.zeros((), device=split.x.device, dtype=torch.long)
     n = len(split)
+    units = 0  # answers scored: samples, or tokens for per-step targets
     for start in range(0, n, batch_size):
         xb, yb = split.x[start:start + batch_size], split.y[start:start + batch_size]
         out = model(xb)
         total_loss += objective.loss(out, yb) * len(xb)
         if objective.correct is not None:
             correct += objective.correct(out, yb)
+        units += objective.units(yb)
     model.train(was_training)
-    acc = correct.item() / n if objective.correct is not None else None
+    acc = correct.item() / units if objective.correct is not None else None
     return total_loss.item() / n, acc
 
 
@@ -81,10 +83,10 @@ def train_one_epoch(
     l1_params = [p for p in model.parameters() if p.ndim > 1] if settings.l1 > 0 else []
     total_loss = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
-    seen = 0
+    seen = units = 0
     for start in range(0, n, settings.batch_size):
         idx = order[start:start + settings.batch_size]
-        xb, yb = split.x[idx], split.y[idx]  # (B, *input_shape), (B,)
+        xb, yb = split.x[idx], split.y[idx]  # (B, *input_shape), (B,) or (B, T) per step
         out = model(xb)
         loss = objective.loss(out, yb)  # the data loss: what train/loss reports
         objective_value = loss
@@ -100,9 +102,10 @@ def train_one_epoch(
         if objective.correct is not None:
             correct += objective.correct(out.detach(), yb)
         seen += len(idx)
+        units += objective.units(yb)
         if stop_requested():
             break
-    acc = correct.item() / seen if objective.correct is not None else None
+    acc = correct.item() / units if objective.correct is not None else None
     return total_loss.item() / seen, acc, seen == n
 
 

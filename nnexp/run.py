@@ -7,6 +7,7 @@ outputs, parameters) as keyword arguments; the loop gets plain settings.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -23,7 +24,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from nnexp import __version__
@@ -100,6 +101,36 @@ def _build(group: str, node: DictConfig, **kwargs: Any) -> Any:
         raise
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise ConfigError(f"{group}: {exc}") from None
+
+
+def _model_target(node: DictConfig) -> Any:
+    try:
+        return get_object(node._target_)
+    except Exception as exc:  # Hydra raises ImportError or a wrapped one
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"model._target_={node._target_}: cannot import it ({first})") from None
+
+
+def _model_kwargs(target: Any, data: Any, num_outputs: int, model_name: str) -> dict[str, Any]:
+    """Run-time facts about the data for the model constructor.
+
+    Every model takes ``input_shape`` and ``num_outputs``; sequence models also
+    declare ``vocab_size`` (token inputs), ``per_step`` (a prediction per time
+    step) and ``causal`` (must not look ahead). A model that does not declare
+    what the data needs cannot read that data: a config error, not a crash.
+    """
+    accepts = inspect.signature(target).parameters
+    kwargs: dict[str, Any] = {"input_shape": data.input_shape, "num_outputs": num_outputs}
+    needs = {"vocab_size": data.vocab_size, "per_step": data.per_step, "causal": data.next_token}
+    for key, value in needs.items():
+        if key in accepts:
+            kwargs[key] = value
+        elif value:
+            what = {"vocab_size": "token sequences", "per_step": "a target per time step",
+                    "causal": "next-token targets"}[key]
+            raise ConfigError(f"model={model_name} cannot handle {what} (dataset={data.name}); "
+                              "allowed: a sequence model such as model=lstm or model=transformer")
+    return kwargs
 
 
 def _param_groups(model: torch.nn.Module) -> list[dict[str, Any]]:
@@ -202,13 +233,16 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
     device = select_device(tc.device)
     configure_torch(tc.threads, tc.seed, tc.deterministic)
 
+    model_target = _model_target(cfg.model)
     data = _build("dataset", cfg.dataset)
-    objective = make_objective(cfg.loss, data.task, data.num_classes, data.target_dim)
+    objective = make_objective(cfg.loss, data.task, data.num_classes, data.target_dim, data.per_step,
+                               model_default=getattr(model_target, "default_loss", None))
     es = reg.early_stopping
     if es.monitor.endswith("/acc") and objective.correct is None:
         raise ConfigError(f"regularizer.early_stopping.monitor={es.monitor}: a regression dataset has no "
                           "accuracy; allowed: train/loss, val/loss")
-    model = _build("model", cfg.model, input_shape=data.input_shape, num_outputs=objective.num_outputs)
+    model_name = choices.get("model") or cfg.model._target_
+    model = _build("model", cfg.model, **_model_kwargs(model_target, data, objective.num_outputs, model_name))
     model = model.to(device)
     optimizer = _build("optimizer", cfg.optimizer, params=_param_groups(model))
     scheduler = None

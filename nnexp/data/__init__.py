@@ -34,6 +34,9 @@ class Data:
     test: Split | None = None
     num_classes: int | None = None  # classification only
     target_dim: int | None = None  # regression only
+    vocab_size: int | None = None  # inputs are token ids (N, T) int64 from range(vocab_size)
+    per_step: bool = False  # one target per time step: y is (N, T)
+    next_token: bool = False  # per-step targets are the inputs shifted by one: models must not look ahead
 
     def to(self, device: torch.device | str) -> Data:
         return replace(
@@ -54,6 +57,9 @@ def split_arrays(
     train_fraction: float = 1.0,
     seed: int = 0,
     num_classes: int | None = None,
+    vocab_size: int | None = None,
+    per_step: bool = False,
+    next_token: bool = False,
 ) -> Data:
     """Shuffle once with ``seed`` and cut into test | val | train; keep ``train_fraction`` of train.
 
@@ -74,7 +80,7 @@ def split_arrays(
     classification = num_classes is not None
 
     def part(idx: np.ndarray) -> Split:
-        xt = torch.as_tensor(x[idx], dtype=torch.float32)
+        xt = torch.as_tensor(x[idx], dtype=torch.int64 if vocab_size else torch.float32)
         yt = torch.as_tensor(y[idx], dtype=torch.int64 if classification else torch.float32)
         return Split(xt, yt)
 
@@ -86,5 +92,8 @@ def split_arrays(
         val=part(val_idx),
         test=part(test_idx) if n_test else None,
         num_classes=num_classes,
-        target_dim=None if classification else (1 if y.ndim == 1 else int(y.shape[1])),
+        target_dim=None if classification else (1 if y.ndim == 1 else int(y.shape[-1])),
+        vocab_size=vocab_size,
+        per_step=per_step,
+        next_token=next_token,
     )
