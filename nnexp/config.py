@@ -170,11 +170,27 @@ _RULES: list[tuple[str, Any, str]] = [
     ("dataset.test_fraction", lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
     ("dataset.train_fraction", lambda v: _finite(v) and 0 < v <= 1, "a number in (0, 1]"),
     ("dataset.seed", _int_at_least(0), "an integer >= 0"),
+    ("dataset.length", _int_at_least(1), "an integer >= 1 (time steps)"),
+    ("dataset.delay", _int_at_least(0), "an integer >= 0 (time steps)"),
+    ("dataset.n_symbols", _int_at_least(1), "an integer >= 1"),
+    ("dataset.seq_len", _int_at_least(1), "an integer >= 1 (characters)"),
+    ("dataset.max_chars", lambda v: v is None or _int_at_least(1)(v), "null or an integer >= 1"),
+    ("model.hidden_size", _int_at_least(1), "an integer >= 1"),
+    ("model.num_layers", _int_at_least(1), "an integer >= 1"),
+    ("model.embed_dim", _int_at_least(1), "an integer >= 1"),
+    ("model.cell", lambda v: v in ("torch", "standard", "seed"), "one of torch, standard, seed"),
+    ("model.d_model", _int_at_least(2), "an even integer >= 2, divisible by model.n_heads"),
+    ("model.n_heads", _int_at_least(1), "an integer >= 1"),
+    ("model.n_layers", _int_at_least(1), "an integer >= 1"),
+    ("model.d_ff", _int_at_least(1), "an integer >= 1"),
 ]
 
 
 def check_ranges(cfg: DictConfig) -> None:
-    """Raise ConfigError naming the first key whose value is out of range."""
+    """Raise ConfigError naming the first unset mandatory key, or the first value out of range."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"{missing[0]} must be set (it is ??? in the config); add {missing[0]}=VALUE")
     for key, ok, allowed in _RULES:
         node = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
         if node is _ABSENT:

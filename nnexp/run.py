@@ -124,7 +124,8 @@ def _model_kwargs(target: Any, data: Any, num_outputs: int, model_name: str) -> 
     needs = {"vocab_size": data.vocab_size, "per_step": data.per_step, "causal": data.next_token}
     for key, value in needs.items():
         if key in accepts:
-            kwargs[key] = value
+            if key != "causal" or value:  # next-token data forces causal; otherwise the model's own setting
+                kwargs[key] = value
         elif value:
             what = {"vocab_size": "token sequences", "per_step": "a target per time step",
                     "causal": "next-token targets"}[key]
