@@ -119,10 +119,25 @@ GRID = (
 )
 
 
+# Options that need a partner of another group: sequence data needs a sequence model and back,
+# single units need two classes, text needs a file.
+SEQUENCE_DATA = {"adding", "copy", "parity", "text"}
+PARTNER = {
+    **{f"dataset={d}": "model=lstm dataset.n_samples=200" for d in SEQUENCE_DATA},
+    "dataset=text": "model=lstm dataset.path=corpus.txt dataset.seq_len=16",
+    "model=lstm": "dataset=adding dataset.n_samples=200",
+    "model=transformer": "dataset=adding dataset.n_samples=200",
+    "model=perceptron": "dataset=xor",
+    "model=sigmoid_unit": "dataset=xor",
+}
+
+
 @pytest.mark.parametrize("choice", GRID)
 def test_every_option_trains(run_cli, tmp_path, choice):
     run_dir = tmp_path / "run"
-    code, out, err = run_cli("train", *SHRINK, *choice.split(), f"hydra.run.dir={run_dir}")
+    (tmp_path / "corpus.txt").write_text("a small corpus of characters to predict. " * 30)
+    partner = PARTNER.get(choice, "").split()
+    code, out, err = run_cli("train", *SHRINK, *choice.split(), *partner, f"hydra.run.dir={run_dir}")
     assert code == 0, err
     s = read_summary(run_dir)
     assert s["status"] in ("completed", "early_stopped")
