@@ -14,9 +14,21 @@ from nnexp.models.mlp import MLP
 
 MODELS = sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml"))
 WITH_ACTIVATION = [n for n in MODELS if "activation" in OmegaConf.load(REPO / "conf" / "model" / f"{n}.yaml")]
-INPUT_SHAPES = [(2,), (1, 8, 8)]
+WITH_DROPOUT = [n for n in MODELS if "dropout" in OmegaConf.load(REPO / "conf" / "model" / f"{n}.yaml")]
+INPUT_SHAPES = [(2,), (1, 8, 8), (12, 2)]
 NUM_OUTPUTS = [1, 10]
 BATCH = 8
+# Models that read only some data (their own tests: tests/test_models_zoo.py):
+ONE_OUTPUT = {"perceptron", "sigmoid_unit"}  # two classes, one output
+IMAGES_ONLY = {"lenet5", "resnet"}  # inputs (C, H, W)
+SEQUENCES_ONLY = {"lstm", "transformer"}  # inputs (T, F) (tokens: tests/test_sequences.py)
+GRID = [(n, s, k) for n in MODELS for s in INPUT_SHAPES for k in NUM_OUTPUTS
+        if (n not in ONE_OUTPUT or k == 1) and (n not in IMAGES_ONLY or len(s) == 3)
+        and (n not in SEQUENCES_ONLY or len(s) == 2)]
+
+
+def sample_shape(name: str) -> tuple[int, ...]:
+    return (1, 8, 8) if name in IMAGES_ONLY else (12, 2) if name in SEQUENCES_ONLY else (2,)
 
 
 def build(name: str, input_shape, num_outputs: int, dropout: float = 0.0, overrides=()) -> nn.Module:
@@ -29,9 +41,7 @@ def test_there_are_model_configs():
     assert "mlp" in MODELS
 
 
-@pytest.mark.parametrize("num_outputs", NUM_OUTPUTS)
-@pytest.mark.parametrize("input_shape", INPUT_SHAPES, ids=str)
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize(("name", "input_shape", "num_outputs"), GRID, ids=str)
 def test_forward_shape_and_finite(name, input_shape, num_outputs):
     torch.manual_seed(0)
     model = build(name, input_shape, num_outputs)
@@ -40,9 +50,7 @@ def test_forward_shape_and_finite(name, input_shape, num_outputs):
     assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("num_outputs", NUM_OUTPUTS)
-@pytest.mark.parametrize("input_shape", INPUT_SHAPES, ids=str)
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize(("name", "input_shape", "num_outputs"), GRID, ids=str)
 def test_every_parameter_gets_a_gradient(name, input_shape, num_outputs):
     torch.manual_seed(0)
     model = build(name, input_shape, num_outputs, dropout=0.5)
@@ -56,21 +64,21 @@ def test_every_parameter_gets_a_gradient(name, input_shape, num_outputs):
         assert p.grad.abs().sum() > 0, f"{pname} has an all-zero gradient"
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", WITH_DROPOUT)
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 def test_dropout_layers_present_iff_dropout_is_positive(name, dropout):
     """regularizer.dropout reaches the model through the `${regularizer.dropout}` interpolation."""
-    model = build(name, (2,), 3, dropout=dropout)
+    model = build(name, sample_shape(name), 3, dropout=dropout)
     drops = [m for m in model.modules() if isinstance(m, nn.Dropout)]
     assert bool(drops) == (dropout > 0)
     assert all(m.p == pytest.approx(dropout) for m in drops)
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", WITH_DROPOUT)
 def test_dropout_is_random_in_train_mode_and_off_in_eval_mode(name):
     torch.manual_seed(0)
-    model = build(name, (2,), 3, dropout=0.5)
-    x = torch.randn(BATCH, 2)
+    model = build(name, sample_shape(name), 3, dropout=0.5)
+    x = torch.randn(BATCH, *sample_shape(name))
     model.train()
     assert not torch.equal(model(x), model(x))
     model.eval()
@@ -80,7 +88,7 @@ def test_dropout_is_random_in_train_mode_and_off_in_eval_mode(name):
 @pytest.mark.parametrize("name", WITH_ACTIVATION)
 @pytest.mark.parametrize("act", sorted(ACTIVATIONS))
 def test_every_activation_name_builds(name, act):
-    model = build(name, (2,), 1, overrides=[f"model.activation={act}"])
+    model = build(name, sample_shape(name), 1, overrides=[f"model.activation={act}"])
     assert any(isinstance(m, ACTIVATIONS[act]) for m in model.modules())
 
 
