@@ -19,7 +19,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from nnexp.errors import ConfigError
 
 TAGS = ("train/loss", "val/loss", "train/acc", "val/acc")
-LOSSES = ("auto", "cross_entropy", "nll", "bce", "mse")
+LOSSES = ("auto", "cross_entropy", "nll", "bce", "mse", "perceptron")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PROGRESS = ("auto", "rich", "plain", "none")
 
@@ -183,6 +183,14 @@ _RULES: list[tuple[str, Any, str]] = [
     ("model.n_heads", _int_at_least(1), "an integer >= 1"),
     ("model.n_layers", _int_at_least(1), "an integer >= 1"),
     ("model.d_ff", _int_at_least(1), "an integer >= 1"),
+    ("model.depth", lambda v: _int_at_least(8)(v) and (v - 2) % 6 == 0, "6n+2: 8, 14, 20, 32, 44, 56, 110, ..."),
+    ("model.width", _int_at_least(1), "an integer >= 1 (channels of the first stage)"),
+    ("model.pool", lambda v: v in ("max", "avg"), "one of max, avg"),
+    ("model.fit", lambda v: v in ("pad", "resize"), "one of pad, resize"),
+    ("model.skip", lambda v: isinstance(v, bool), "true or false"),
+    ("model.residual", lambda v: isinstance(v, bool), "true or false"),
+    ("model.impl", lambda v: v in ("torch", "scratch"), "one of torch, scratch"),
+    ("optimizer.impl", lambda v: v in ("torch", "scratch"), "one of torch, scratch"),
 ]
 
 

@@ -75,7 +75,8 @@ def make_objective(name: str, task: str, num_classes: int | None, target_dim: in
 
     A loss that does not fit the dataset is a config error (exit 2).
     """
-    if name == "auto" and model_default:
+    from_model = name == "auto" and bool(model_default)
+    if from_model:
         name = model_default
     if task == "regression":
         if name not in ("auto", "mse"):
@@ -90,6 +91,9 @@ def make_objective(name: str, task: str, num_classes: int | None, target_dim: in
     assert num_classes is not None
     if name == "auto":
         name = "bce" if num_classes == 2 and not per_step else "cross_entropy"
+    if name in ("bce", "perceptron") and (num_classes != 2 or per_step) and from_model:
+        raise ConfigError(f"this model is a single unit trained with loss={name}: it needs a two-class dataset "
+                          f"(xor, moons, circles), this one has {num_classes} classes")
     if name in ("bce", "perceptron") and (num_classes != 2 or per_step):
         raise ConfigError(
             f"loss={name} needs exactly 2 classes and one label per sample, the dataset has {num_classes} "

@@ -358,6 +358,12 @@ def exit_code(summary: dict[str, Any]) -> int:
 
 def _discard_run_dir(run_dir: Path, keep_log: bool) -> None:
     """After a config error: remove what Hydra created for this run, so nothing is left half-written."""
+    # Hydra's log file handler (opened lazily) must not outlive the folder it would write into
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == run_dir.resolve():
+            root.removeHandler(handler)
+            handler.close()
     hydra_dir = run_dir / ".hydra"
     for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
         (hydra_dir / name).unlink(missing_ok=True)

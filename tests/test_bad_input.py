@@ -102,3 +102,13 @@ def test_real_process_exit_codes(tmp_path):
         assert proc.returncode == 2, proc.stderr
         assert expected in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+def test_logging_still_works_after_a_rejected_run(run_cli, tmp_path):
+    """The rejected run's folder is gone; a later log line in the same process must not try to open it."""
+    import logging
+
+    code, _, _ = run_cli("train", "trainer.epochs=0")
+    assert code == 2 and not (tmp_path / "outputs").exists()
+    logging.getLogger("nnexp.test").warning("still logging")  # raised FileNotFoundError before the fix
+    assert not (tmp_path / "outputs").exists()

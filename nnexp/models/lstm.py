@@ -55,7 +55,7 @@ class LSTM(nn.Module):
             self.rnn = ScratchLSTM(features, hidden_size, num_layers, bidirectional=bidirectional,
                                    dropout=between, form=cell)
         width = hidden_size * (2 if bidirectional else 1)
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.head = nn.Linear(width, num_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -33,9 +33,9 @@ class Block(nn.Module):
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.attn = MultiHeadAttention(d_model, n_heads, dropout=dropout)
-        self.ff = nn.Sequential(nn.Linear(d_model, d_ff), make_activation(activation), nn.Dropout(dropout),
-                                nn.Linear(d_ff, d_model))
-        self.drop = nn.Dropout(dropout)
+        drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.ff = nn.Sequential(nn.Linear(d_model, d_ff), make_activation(activation), drop, nn.Linear(d_ff, d_model))
+        self.drop = drop  # (a module without state: sharing it is the same as two copies)
 
     def forward(self, x: torch.Tensor, causal: bool) -> tuple[torch.Tensor, torch.Tensor]:
         attended, weights = self.attn(self.norm1(x), causal=causal)  # (B, T, d), (B, h, T, T)

@@ -49,7 +49,7 @@ class MultiHeadAttention(nn.Module):
         self.w_k = nn.Linear(d_model, d_model, bias=bias)
         self.w_v = nn.Linear(d_model, d_model, bias=bias)
         self.w_o = nn.Linear(d_model, d_model, bias=bias)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
@@ -63,7 +63,7 @@ class MultiHeadAttention(nn.Module):
         if mask is not None and mask.dim() == 3:  # (B, Tq, Tk): the same mask for every head
             mask = mask.unsqueeze(1)
         out, weights = scaled_dot_product_attention(q, k, v, mask=mask, causal=causal)  # (B, h, Tq, d_k)
-        out = self.dropout(out) if self.training else out
+        out = self.dropout(out)
         b, _, tq, _ = out.shape
         out = out.transpose(1, 2).reshape(b, tq, self.d_model)  # concatenate the heads: (B, Tq, d_model)
         return self.w_o(out), weights
