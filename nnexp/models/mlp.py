@@ -1,4 +1,12 @@
-"""Multi-layer perceptron: z_{i+1} = f_i(W_i z_i + b_i), h(x) = z_k (course notation)."""
+"""Multi-layer perceptron: z_{i+1} = f_i(W_i z_i + b_i), h(x) = z_k (course notation).
+
+``residual=True`` adds an identity skip around every hidden layer whose input
+and output widths match, z_{i+1} = z_i + f_i(W_i z_i + b_i) (He et al.; no
+projection, so layers that change width stay plain). ``impl="scratch"`` runs
+forward and backward through nnexp.scratch.backprop (the seed's Backpropagation)
+instead of autograd; it has the same parameters, so the same seed gives the
+same network.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +18,8 @@ from torch import nn
 
 from nnexp.models import activation as make_activation
 
+IMPLS = ("torch", "scratch")
+
 
 class MLP(nn.Module):
     def __init__(
@@ -19,21 +29,50 @@ class MLP(nn.Module):
         hidden: list[int] = (64, 64),
         activation: str = "relu",
         dropout: float = 0.0,
+        residual: bool = False,
+        impl: str = "torch",
     ) -> None:
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout={dropout} must be in [0, 1)")
+        if impl not in IMPLS:
+            raise ValueError(f"impl={impl!r} is not one of: {', '.join(IMPLS)}")
+        if impl == "scratch" and (dropout > 0 or residual):
+            what = "dropout > 0" if dropout > 0 else "residual=true"
+            raise ValueError(f"impl=scratch (the seed's backpropagation) cannot do {what}; "
+                             "use impl=torch, or dropout=0 and residual=false")
         make_activation(activation)  # fail early on a bad name
+        self.activation, self.impl = activation, impl
         layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
         width = math.prod(input_shape)
+        self.skips: list[bool] = []  # per hidden layer: does an identity skip go around it?
         for i, h in enumerate(hidden, start=1):
             layers[f"fc{i}"] = nn.Linear(width, int(h))
             layers[f"act{i}"] = make_activation(activation)
             if dropout > 0:
                 layers[f"drop{i}"] = nn.Dropout(dropout)
+            self.skips.append(residual and width == int(h))
             width = int(h)
         layers["out"] = nn.Linear(width, num_outputs)
         self.net = nn.Sequential(layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # (B, *input_shape) -> (B, num_outputs)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, *input_shape) -> (B, num_outputs)
+        if self.impl == "scratch":
+            return self._scratch_forward(x)
+        if not any(self.skips):
+            return self.net(x)
+        z = self.net.flatten(x)  # (B, d)
+        for i, skip in enumerate(self.skips, start=1):
+            h = getattr(self.net, f"act{i}")(getattr(self.net, f"fc{i}")(z))
+            if hasattr(self.net, f"drop{i}"):
+                h = getattr(self.net, f"drop{i}")(h)
+            z = z + h if skip else h  # (B, width)
+        return self.net.out(z)
+
+    def _scratch_forward(self, x: torch.Tensor) -> torch.Tensor:
+        from nnexp.scratch.backprop import ScratchMLPFunction
+
+        linears = [getattr(self.net, f"fc{i}") for i in range(1, len(self.skips) + 1)] + [self.net.out]
+        activations = (self.activation,) * len(self.skips) + ("identity",)  # the output layer gives logits
+        params = [t for lin in linears for t in (lin.weight, lin.bias)]
+        return ScratchMLPFunction.apply(self.net.flatten(x), activations, *params)
