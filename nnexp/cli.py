@@ -20,6 +20,7 @@ train/validation curves in TensorBoard.
 
 commands:
   train     train one configuration, or a sweep with -m (Hydra overrides: key=value)
+  check     prove the from-scratch parts (backprop, LSTM, attention, SGD/Adam, perceptron) equal PyTorch
 
 options:
   -h, --help     show this message; `nnexp train --help` lists the config groups
@@ -29,13 +30,14 @@ examples:
   nnexp train                                    offline demo: overfitting caught by early stopping
   nnexp train dataset=moons model.hidden=[16,16]
   nnexp train -m regularizer=none,l2,dropout,early_stopping trainer.epochs=50
+  nnexp check
   tensorboard --logdir outputs
 
 exit codes: 0 ok, 1 runtime failure, 2 usage or config error, 3 diverged,
             130 interrupted (Ctrl-C), 143 terminated (SIGTERM)
 """
 
-COMMANDS = ("train",)
+COMMANDS = ("train", "check")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,6 +54,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(0)
     if command == "train":
         raise SystemExit(train(rest))
+    if command == "check":
+        from nnexp.check import main as check_main
+
+        raise SystemExit(check_main(rest))
     print(f"nnexp: error: unknown command {command!r}; allowed: {', '.join(COMMANDS)} (see nnexp --help)",
           file=sys.stderr)
     raise SystemExit(EXIT_USAGE)

@@ -14,7 +14,7 @@ from nnexp.cli import condense_hydra_error
 def test_top_level_help_lists_subcommands(run_cli):
     code, out, _ = run_cli("--help")
     assert code == 0
-    assert "commands:" in out and "train" in out
+    assert "commands:" in out and "train" in out and "check" in out
 
 
 def test_no_command_is_a_usage_error(run_cli):
@@ -26,7 +26,9 @@ def test_no_command_is_a_usage_error(run_cli):
 def test_unknown_command_names_the_allowed_ones(run_cli):
     code, _, err = run_cli("trian")
     assert code == 2
-    assert err.strip().splitlines() == ["nnexp: error: unknown command 'trian'; allowed: train (see nnexp --help)"]
+    assert err.strip().splitlines() == [
+        "nnexp: error: unknown command 'trian'; allowed: train, check (see nnexp --help)"
+    ]
 
 
 def test_version(run_cli):
@@ -103,3 +105,9 @@ def test_stderr_stays_a_real_stream_during_a_run(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "FILENO 2 " in proc.stdout
+
+
+def test_check_command_passes_through_the_real_entry_point(tmp_path):
+    proc = run_subprocess("check", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PASS" in proc.stdout and "FAIL" not in proc.stdout
