@@ -16,6 +16,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from nnexp.checks import parse
 from nnexp.errors import ConfigError
 
 TAGS = ("train/loss", "val/loss", "train/acc", "val/acc")
@@ -67,6 +68,7 @@ class TrainConf:
     regularizer: RegularizerConf = field(default_factory=RegularizerConf)
     trainer: TrainerConf = field(default_factory=TrainerConf)
     loss: str = "auto"
+    expect: list[str] = field(default_factory=list)  # claims checked after the run (nnexp/checks.py)
 
 
 _UID = secrets.token_hex(3)
@@ -210,6 +212,11 @@ def check_ranges(cfg: DictConfig) -> None:
         value = OmegaConf.to_container(node) if OmegaConf.is_config(node) else node
         if not ok(value):
             raise ConfigError(f"{key}={_show(value)} is out of range; allowed: {allowed}")
+    for i, text in enumerate(OmegaConf.select(cfg, "expect", default=None) or []):
+        try:
+            parse(text)
+        except ValueError as exc:
+            raise ConfigError(f"expect[{i}]: {exc}") from None
     val = OmegaConf.select(cfg, "dataset.val_fraction", default=0.0)
     test = OmegaConf.select(cfg, "dataset.test_fraction", default=0.0)
     if val + test >= 1:

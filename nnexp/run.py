@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nnexp import __version__
 from nnexp.checkpoint import atomic_write, save_checkpoint
+from nnexp.checks import check_run, parse, verdict
 from nnexp.config import check_ranges
 from nnexp.console import Reporter
 from nnexp.diagnosis import diagnose
@@ -215,6 +216,10 @@ def _in_words(summary: dict[str, Any], stopper: EarlyStopping) -> list[str]:
         lines.append(f"Held-out test set with {weights}: test/loss {t['test/loss']:.4f}{acc}.")
     d = summary["diagnosis"]
     lines.append(f"Diagnosis: {d['label']} ({d['reason']}). Suggestion: {d['suggestion']}.")
+    for c in summary.get("checks", []):
+        lines.append(f"Check {verdict(c['pass'])}: {c['expect']} (here {c['left']} vs {c['right']}).")
+    if any(parse(e).across_jobs for e in summary.get("expect", [])):
+        lines.append("Claims that compare the jobs of a sweep are checked by: nnexp report <sweep dir>.")
     return lines
 
 
@@ -325,6 +330,9 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
         }
         if result.status == "interrupted":
             summary["signal"] = "SIGINT" if signals.received == 2 else "SIGTERM"
+        if cfg.expect:
+            summary["expect"] = list(cfg.expect)
+            summary["checks"] = check_run(summary["expect"], summary)
         words = _in_words(summary, stopper)
         tracker.log_text("summary", "\n\n".join(words))
         tracker.log_hparams(
@@ -404,7 +412,13 @@ def task(cfg: DictConfig, jobs: list[dict[str, Any]]) -> float | None:
         code = exc.exit_code
         job.update(status="config_error", code=code, message=str(exc))
         print(f"nnexp: error: {exc}", file=sys.stderr)
-        _discard_run_dir(run_dir, keep_log=log_existed)
+        if multirun:  # a sweep keeps a record of the job, so reports list it instead of dropping it
+            failed = {"status": "failed", "error": f"ConfigError: {exc}", "overrides": overrides,
+                      "choices": {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")},
+                      "run_dir": str(run_dir)}
+            atomic_write(run_dir / "summary.json", (json.dumps(failed, indent=2) + "\n").encode())
+        else:
+            _discard_run_dir(run_dir, keep_log=log_existed)
     except NnexpError as exc:
         code = exc.exit_code
         job.update(status="failed", code=code, message=str(exc))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from conftest import run_subprocess
@@ -130,3 +132,18 @@ def test_logging_still_works_after_a_rejected_run(run_cli, tmp_path):
     assert code == 2 and not (tmp_path / "outputs").exists()
     logging.getLogger("nnexp.test").warning("still logging")  # raised FileNotFoundError before the fix
     assert not (tmp_path / "outputs").exists()
+
+
+def test_malformed_expectation_exits_2_before_running(run_cli, tmp_path):
+    code, _, err = run_cli("train", 'expect=["final.val/acc"]')
+    assert code == 2 and err.strip().startswith("nnexp: error: expect[0]: 'final.val/acc' is not 'LEFT OP RIGHT'")
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_expectations_are_checked_and_stored(run_cli, tmp_path):
+    code, out, _ = run_cli("train", "dataset=xor", "trainer.epochs=2", "trainer.progress=none",
+                           'expect=["epochs_run == 2","final.val/acc > 1"]', f"hydra.run.dir={tmp_path / 'r'}")
+    assert code == 0  # a failed claim is reported, not a crash
+    checks = json.loads((tmp_path / "r" / "summary.json").read_text())["checks"]
+    assert [(c["expect"], c["pass"]) for c in checks] == [("epochs_run == 2", True), ("final.val/acc > 1", False)]
+    assert "Check PASS: epochs_run == 2" in out and "Check FAIL: final.val/acc > 1" in out

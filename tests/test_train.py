@@ -176,7 +176,10 @@ def test_sweep_goes_on_after_a_bad_job_and_exits_nonzero(run_cli, tmp_path):
     assert code == 1
     assert "optimizer.lr=-1 is out of range" in err
     assert "job failed (optimizer.lr=-1" in err
-    assert len(list((tmp_path / "outputs" / "multirun").glob("*/*/*/summary.json"))) == 1
+    summaries = [json.loads(p.read_text()) for p in (tmp_path / "outputs" / "multirun").glob("*/*/*/summary.json")]
+    assert sorted(s["status"] for s in summaries) == ["completed", "failed"]  # the failed job is recorded
+    (failed,) = [s for s in summaries if s["status"] == "failed"]
+    assert "optimizer.lr=-1 is out of range" in failed["error"] and "optimizer.lr=-1" in failed["overrides"]
 
 
 def test_runs_started_together_get_their_own_folders(run_cli, tmp_path):
