@@ -55,6 +55,9 @@ class TrainerConf:
     threads: int = 0
     checkpoints: bool = True
     progress: str = "auto"
+    pictures_every: int = 20  # epochs between decision-boundary / attention images; 0 = never
+    histograms_every: int = 20  # epochs between weight/grad histograms and grad_norm scalars; 0 = never
+    confusion_matrix: bool = True  # validation confusion matrix at the end of a classification run
 
 
 @dataclass
@@ -93,6 +96,13 @@ def register() -> None:
     ConfigStore.instance().store(name="nnexp_schema", node=TrainConf)
     if not OmegaConf.has_resolver("nnexp_uid"):
         OmegaConf.register_new_resolver("nnexp_uid", _uid)
+    if not OmegaConf.has_resolver("nnexp_flat"):
+        OmegaConf.register_new_resolver("nnexp_flat", flat_name)
+
+
+def flat_name(text: str) -> str:
+    """One folder name from overrides: a '/' in a value or group (dataset.path=/a/b) must not nest folders."""
+    return str(text).replace("/", "-")
 
 
 def config_dir() -> Path:
@@ -144,6 +154,9 @@ _RULES: list[tuple[str, Any, str]] = [
     ("trainer.grad_clip", lambda v: v is None or _positive(v), "null or a finite number > 0"),
     ("trainer.device", _device, "one of auto, cpu, cuda, cuda:N, mps"),
     ("trainer.progress", lambda v: v in PROGRESS, "one of " + ", ".join(PROGRESS)),
+    ("trainer.pictures_every", _int_at_least(0), "an integer >= 0 (epochs; 0 = never)"),
+    ("trainer.histograms_every", _int_at_least(0), "an integer >= 0 (epochs; 0 = never)"),
+    ("trainer.confusion_matrix", lambda v: isinstance(v, bool), "true or false"),
     ("loss", lambda v: v in LOSSES, "one of " + ", ".join(LOSSES)),
     ("optimizer.lr", _positive, "a finite number > 0"),
     ("optimizer.momentum", lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),

@@ -27,7 +27,7 @@ from hydra.types import RunMode
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from nnexp import __version__
+from nnexp import __version__, pictures
 from nnexp.checkpoint import atomic_write, save_checkpoint
 from nnexp.checks import check_run, parse, verdict
 from nnexp.config import check_ranges
@@ -146,7 +146,8 @@ def _param_groups(model: torch.nn.Module) -> list[dict[str, Any]]:
 
 
 # keys that change how a run looks, not what it learns
-_NOT_HPARAMS = {"trainer.progress", "trainer.checkpoints", "trainer.threads", "trainer.eval_batch_size"}
+_NOT_HPARAMS = {"trainer.progress", "trainer.checkpoints", "trainer.threads", "trainer.eval_batch_size",
+                "trainer.pictures_every", "trainer.histograms_every", "trainer.confusion_matrix"}
 
 
 def _hparams(choices: dict[str, Any], overrides: list[str], seed: int) -> dict[str, Any]:
@@ -188,6 +189,10 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _num(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _in_words(summary: dict[str, Any], stopper: EarlyStopping) -> list[str]:
     """The run told in plain sentences for the terminal and the TensorBoard text tab."""
     lines = []
@@ -217,7 +222,7 @@ def _in_words(summary: dict[str, Any], stopper: EarlyStopping) -> list[str]:
     d = summary["diagnosis"]
     lines.append(f"Diagnosis: {d['label']} ({d['reason']}). Suggestion: {d['suggestion']}.")
     for c in summary.get("checks", []):
-        lines.append(f"Check {verdict(c['pass'])}: {c['expect']} (here {c['left']} vs {c['right']}).")
+        lines.append(f"Check {verdict(c['pass'])}: {c['expect']} (here {_num(c['left'])} vs {_num(c['right'])}).")
     if any(parse(e).across_jobs for e in summary.get("expect", [])):
         lines.append("Claims that compare the jobs of a sweep are checked by: nnexp report <sweep dir>.")
     return lines
@@ -280,6 +285,12 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
              f"{num_params:,} parameters, {device}  ->  {run_dir}")
     reporter = Reporter(tc.progress, epochs=tc.epochs, title=title)
 
+    boundary = pictures.has_decision_boundary(data)
+
+    def log_attention(step: int) -> None:  # transformers: each layer's heads on one validation example
+        for i, image in enumerate(pictures.attention_maps(model, data.val.x[:1])):
+            tracker.log_image(f"pictures/attention/layer{i}", image, step)
+
     def on_epoch_end(epoch: int, metrics: dict[str, Any], improved: bool) -> None:
         tracker.log_epoch(epoch, metrics)
         finite = math.isfinite(metrics["train/loss"]) and math.isfinite(metrics["val/loss"])
@@ -288,6 +299,14 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
             if improved:
                 save_checkpoint(ckpt_dir / "best.pt", state)
             save_checkpoint(ckpt_dir / "last.pt", state)
+        if finite and tc.histograms_every and epoch % tc.histograms_every == 0:
+            tracker.log_histograms(model.named_parameters(), epoch)  # p.grad: the epoch's last step
+            tracker.log_grad_norms(model.named_parameters(), epoch)
+        if finite and tc.pictures_every and epoch % tc.pictures_every == 0:
+            if boundary:  # 2-D data: the IMAGES slider shows the boundary forming
+                image = pictures.decision_boundary(model, data, device)
+                tracker.log_image("pictures/decision_boundary", image, epoch)
+            log_attention(epoch)
         reporter.epoch(epoch, metrics, improved)
         log.info("epoch %d %s%s", epoch, {k: v for k, v in metrics.items()}, " (best)" if improved else "")
 
@@ -297,6 +316,12 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
         with reporter, StopSignals() as signals:
             result = fit(model, data, objective, optimizer, scheduler, settings, stopper,
                          on_epoch_end=on_epoch_end, stop_requested=signals)
+        if result.status in ("completed", "early_stopped"):  # pictures of the model the run ends with
+            if tc.pictures_every and result.epochs_run % tc.pictures_every:
+                log_attention(result.epochs_run)
+            if tc.confusion_matrix and objective.correct is not None:
+                image = pictures.confusion_matrix(model, data.val, data.num_classes, tc.eval_batch_size)
+                tracker.log_image("pictures/confusion_matrix", image, result.epochs_run)
         test = None
         if data.test is not None and result.status != "diverged":
             test_loss, test_acc = evaluate(model, data.test, objective, tc.eval_batch_size)

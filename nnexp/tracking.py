@@ -1,4 +1,5 @@
-"""Everything a run records per epoch: TensorBoard event files and ``metrics.csv``.
+"""Everything a run records per epoch: TensorBoard event files and ``metrics.csv``;
+at intervals also pictures (nnexp/pictures.py), histograms and gradient norms.
 
 Both use one tag vocabulary (train/loss, val/loss, train/acc, val/acc, lr) and
 live in the run directory itself, so ``tensorboard --logdir outputs`` shows
@@ -9,9 +10,12 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
@@ -20,6 +24,7 @@ SCALARS = ("train/loss", "val/loss", "train/acc", "val/acc", "lr")
 # metrics shown in the HPARAMS tab; each is also logged as a scalar at the end of the run
 HPARAM_METRICS = ("best/val/loss", "best/val/acc", "final/train/loss", "final/val/loss",
                   "final/val/acc", "best_epoch")
+HISTOGRAM_BINS = 30  # equal-width buckets between a tensor's min and max
 
 
 class Tracker:
@@ -43,6 +48,47 @@ class Tracker:
                 self.writer.add_scalar(tag, value, epoch)
         self._csv.writerow([epoch] + [_cell(metrics.get(c)) for c in CSV_COLUMNS[1:]])
         self._csv_file.flush()
+
+    def log_image(self, tag: str, image: np.ndarray, step: int) -> None:
+        """``image``: (H, W, 3) uint8, as nnexp.pictures draws them."""
+        self.writer.add_image(tag, image, step, dataformats="HWC")
+
+    def log_histograms(self, params: Iterable[tuple[str, torch.nn.Parameter]], step: int) -> None:
+        """``weights/<name>`` and ``grads/<name>`` (the gradient of the last optimizer step) per parameter."""
+        for name, p in params:
+            self._histogram(f"weights/{name}", p, step)
+            if p.grad is not None:
+                self._histogram(f"grads/{name}", p.grad, step)
+
+    def log_grad_norms(self, params: Iterable[tuple[str, torch.nn.Parameter]], step: int) -> None:
+        """``grad_norm/<name>``: L2 norm of each parameter's gradient from the last optimizer step.
+
+        The loop leaves the last step's gradients in ``p.grad`` (it clears them at
+        the start of a step, not the end), so they are read here, once, at logging
+        time: no extra work or host sync inside the loop.
+        """
+        named = [(name, p.grad) for name, p in params if p.grad is not None]
+        if not named:
+            return
+        norms = torch.stack([g.detach().float().norm() for _, g in named]).tolist()  # one sync
+        for (name, _), norm in zip(named, norms, strict=True):
+            self.writer.add_scalar(f"grad_norm/{name}", norm, step)
+
+    def _histogram(self, tag: str, values: torch.Tensor, step: int) -> None:
+        # bucketed by torch on the CPU: fast, and deterministic (torch.histc on CUDA is not)
+        v = values.detach().float().cpu().reshape(-1)  # (n,)
+        if v.numel() == 0:
+            return
+        lo, hi = (t.item() for t in torch.aminmax(v))
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            return  # NaN or Inf inside (min and max carry them): nothing meaningful to bucket
+        left, right = (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)  # a constant tensor still gets a bucket
+        counts = torch.histc(v, bins=HISTOGRAM_BINS, min=left, max=right)  # (bins,)
+        edges = torch.linspace(left, right, HISTOGRAM_BINS + 1)  # (bins + 1,)
+        # TensorBoard stores right edges only; an empty first bucket carries the left edge
+        self.writer.add_histogram_raw(tag, min=lo, max=hi, num=v.numel(), sum=v.sum().item(),
+                                      sum_squares=v.dot(v).item(), bucket_limits=edges.tolist(),
+                                      bucket_counts=[0.0, *counts.tolist()], global_step=step)
 
     def log_text(self, tag: str, text: str) -> None:
         self.writer.add_text(tag, text)
