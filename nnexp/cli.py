@@ -20,6 +20,7 @@ train/validation curves in TensorBoard.
 
 commands:
   train     train one configuration, or a sweep with -m (Hydra overrides: key=value)
+  report    compare runs or sweeps: a table (mean ± std over seeds), claims PASS/FAIL, report.csv and report.png
   check     prove the from-scratch parts (backprop, LSTM, attention, SGD/Adam, perceptron) equal PyTorch
 
 options:
@@ -30,6 +31,7 @@ examples:
   nnexp train                                    offline demo: overfitting caught by early stopping
   nnexp train dataset=moons model.hidden=[16,16]
   nnexp train -m regularizer=none,l2,dropout,early_stopping trainer.epochs=50
+  nnexp train experiment=xor && nnexp report outputs/multirun/<date>/<time>_<id>
   nnexp check
   tensorboard --logdir outputs
 
@@ -37,7 +39,7 @@ exit codes: 0 ok, 1 runtime failure, 2 usage or config error, 3 diverged,
             130 interrupted (Ctrl-C), 143 terminated (SIGTERM)
 """
 
-COMMANDS = ("train", "check")
+COMMANDS = ("train", "report", "check")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,6 +56,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(0)
     if command == "train":
         raise SystemExit(train(rest))
+    if command == "report":
+        from nnexp.report import main as report_main
+
+        raise SystemExit(report_main(rest))
     if command == "check":
         from nnexp.check import main as check_main
 
@@ -115,7 +121,7 @@ def _after_sweep(jobs: list[dict]) -> int:
     from rich.table import Table
 
     console = Console(highlight=False)
-    labels, common = _sweep_labels([j["overrides"] for j in sweep])
+    labels, common = sweep_labels([j["overrides"] for j in sweep])
     title = f"sweep: {len(sweep)} jobs" + (f" ({' '.join(common)})" if common else "")
     table = Table(title=title, title_justify="left")
     for col in ("job", "status", "best epoch", "best val/loss", "best val/acc"):
@@ -136,7 +142,7 @@ def _after_sweep(jobs: list[dict]) -> int:
     return EXIT_FAILED if failed else 0
 
 
-def _sweep_labels(overrides: list[list[str]]) -> tuple[list[str], list[str]]:
+def sweep_labels(overrides: list[list[str]]) -> tuple[list[str], list[str]]:
     """Name each job by the overrides that differ between jobs; return the shared ones apart."""
     shared = [o for o in overrides[0] if all(o in job for job in overrides[1:])] if overrides else []
     labels = [" ".join(o for o in job if o not in shared) or "(defaults)" for job in overrides]

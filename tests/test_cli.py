@@ -14,7 +14,7 @@ from nnexp.cli import condense_hydra_error
 def test_top_level_help_lists_subcommands(run_cli):
     code, out, _ = run_cli("--help")
     assert code == 0
-    assert "commands:" in out and "train" in out and "check" in out
+    assert "commands:" in out and all(c in out for c in ("train", "report", "check"))
 
 
 def test_no_command_is_a_usage_error(run_cli):
@@ -27,7 +27,7 @@ def test_unknown_command_names_the_allowed_ones(run_cli):
     code, _, err = run_cli("trian")
     assert code == 2
     assert err.strip().splitlines() == [
-        "nnexp: error: unknown command 'trian'; allowed: train, check (see nnexp --help)"
+        "nnexp: error: unknown command 'trian'; allowed: train, report, check (see nnexp --help)"
     ]
 
 

@@ -1,0 +1,333 @@
+"""``nnexp report PATH ...``: the jobs of a sweep side by side, seeds pooled, claims checked.
+
+Jobs whose overrides are equal except ``trainer.seed`` form one configuration;
+each configuration gets one row (mean ± std across seeds), failed jobs get a
+table of their own, and the ``expect`` claims of the jobs are checked per seed.
+``report.csv`` and ``report.png`` go into the first PATH.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+import textwrap
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import mean, stdev
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from nnexp.checks import check_sweep, labels_of, parse, value_at, verdict
+from nnexp.cli import sweep_labels
+
+USAGE = """\
+usage: nnexp report PATH [PATH ...]
+
+Compare the jobs of one or more sweeps (or single runs): one row per configuration,
+seeds pooled as mean ± std, failed jobs listed, the `expect` claims checked per seed.
+PATH is a run directory or a sweep directory; every summary.json below it is read.
+Writes report.csv and report.png into the first PATH.
+
+example:
+  nnexp train -m regularizer=none,l2 trainer.seed=0,1,2
+  nnexp report outputs/multirun/<date>/<time>_<id>
+"""
+
+# overrides that do not make a different configuration: the seed, the claims, and keys that change only
+# how a run looks
+_NOT_CONFIG = {"trainer.seed", "expect", "trainer.progress", "trainer.checkpoints", "trainer.threads",
+               "trainer.eval_batch_size"}
+_CSV_COLUMNS = ("label", "n", "monitor", "best_mean", "best_std", "best_epoch_mean", "gap_final_mean",
+                "gap_final_std", "val_acc_mean", "val_acc_std", "status", "diagnosis", "error")
+Stat = tuple[float | None, float | None]  # mean, std (std None for one value)
+
+
+@dataclass
+class Config:
+    overrides: list[str]
+    done: list[dict[str, Any]] = field(default_factory=list)  # summaries of jobs that ran
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    label: str = ""
+
+
+def _key(override: str) -> str:
+    return override.lstrip("+~").partition("=")[0]
+
+
+def _num(value: Any) -> float | None:
+    """A summary value as a float ("nan"/"inf" are how summary.json stores non-finite numbers)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _stat(values: list[float | None]) -> Stat:
+    found = [v for v in values if v is not None]
+    if not found:
+        return None, None
+    if not all(math.isfinite(v) for v in found):  # a diverged seed: say so rather than hide it
+        return math.nan, None
+    return mean(found), (stdev(found) if len(found) > 1 else None)
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.3f}" if x == 0 or not math.isfinite(x) or abs(x) >= 0.01 else f"{x:.2g}"
+
+
+def _plain(value: Any) -> str:
+    """20 rather than 20.000 (epochs); other numbers as _fmt writes them."""
+    x = _num(value)
+    return str(int(x)) if x is not None and x.is_integer() else _fmt(x)
+
+
+def _epoch(x: float | None) -> str:
+    return "-" if x is None or math.isnan(x) else f"{x:.1f}".removesuffix(".0")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _pm(stat: Stat) -> str:
+    """``0.471 ± 0.012``: mean and std with the same decimals, enough for the larger of the two."""
+    m, s = stat
+    if m is None or s is None or not (math.isfinite(m) and math.isfinite(s)):
+        return _fmt(m) if s is None else f"{_fmt(m)} ± {_fmt(s)}"
+    scale = max(abs(m), s)
+    digits = 3 if scale == 0 or scale >= 0.01 else 1 - math.floor(math.log10(scale))
+    return f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def find_summaries(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path] if path.name == "summary.json" else []
+    return sorted(path.rglob("summary.json")) if path.is_dir() else []
+
+
+def load_job(path: Path) -> dict[str, Any]:
+    try:
+        job = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        job = {"status": "failed", "error": f"unreadable summary.json: {exc}"}
+    job["_dir"] = path.parent
+    return job
+
+
+def group(jobs: list[dict[str, Any]]) -> tuple[list[Config], list[str]]:
+    """Configurations (first-seen order, labelled by the overrides that differ) and the shared overrides."""
+    configs: dict[tuple[str, ...], Config] = {}
+    for job in jobs:
+        own = [o for o in job.get("overrides") or [] if _key(o) not in _NOT_CONFIG and not o.startswith("hydra.")]
+        config = configs.setdefault(tuple(sorted(own)), Config(own))
+        (config.failed if job.get("status") == "failed" else config.done).append(job)
+    result = list(configs.values())
+    if len(result) == 1:  # nothing differs: name the configuration by all of its overrides
+        result[0].label = " ".join(result[0].overrides) or "(defaults)"
+        return result, []
+    labels, shared = sweep_labels([c.overrides for c in result])
+    for config, label in zip(result, labels, strict=True):
+        config.label = label
+    return result, shared
+
+
+def _most_common(values: list[Any], default: Any) -> Any:
+    counts = Counter(v for v in values if v is not None)
+    return counts.most_common(1)[0][0] if counts else default
+
+
+def summarize(config: Config, monitor: str) -> dict[str, Any]:
+    """One row: the configuration's numbers pooled over its seeds."""
+    jobs = config.done
+    statuses = Counter(j.get("status", "?") for j in jobs + config.failed)
+    diagnoses = Counter((j.get("diagnosis") or {}).get("label", "?") for j in jobs)
+    diagnosis = "-"
+    if diagnoses:
+        label, count = diagnoses.most_common(1)[0]
+        diagnosis = label if count == len(jobs) else f"{label} ({count}/{len(jobs)})"
+    return {
+        "label": config.label, "n": len(jobs), "monitor": monitor,
+        "best": _stat([_num(value_at(j, f"best.{monitor}")) for j in jobs]),
+        "best_epoch": _stat([_num(j.get("best_epoch")) for j in jobs])[0],
+        "gap": _stat([_num(value_at(j, "gap.final")) for j in jobs]),
+        "val_acc": _stat([_num(value_at(j, "final.val/acc")) for j in jobs]),
+        "status": ", ".join(f"{s} x{n}" for s, n in statuses.most_common()),
+        "diagnosis": diagnosis,
+    }
+
+
+def _sort_key(row: dict[str, Any], mode: str) -> tuple[bool, float]:
+    m = row["best"][0]
+    missing = m is None or math.isnan(m)  # last
+    return missing, 0.0 if missing else -m if mode == "max" else m
+
+
+def check_claims(jobs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(claim, PASS/FAIL/N/A, per-seed detail) for the union of the jobs' ``expect`` lists."""
+    rows = []
+    for text in dict.fromkeys(e for j in jobs for e in j.get("expect") or []):
+        try:
+            parse(text)
+        except ValueError as exc:
+            rows.append((text, "N/A", f"not a claim: {exc}"))
+            continue
+        # a claim is checked on the jobs that carry it: a second sweep given to the same report does not dilute it
+        (r,) = check_sweep([text], [j for j in jobs if text in (j.get("expect") or [])])
+        details = []
+        for seed, ok in r["per_seed"].items():
+            sides = (r["values"] or {}).get(seed)
+            numbers = f" ({_plain(sides[0])} vs {_plain(sides[1])})" if sides else ""
+            details.append(f"{f'seed {seed}' if seed else 'all'} {verdict(ok)}{numbers}")
+        rows.append((r["expect"], verdict(r["pass"]), "\n".join(details) or "no job it applies to"))
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], failed: list[tuple[str, str, str]]) -> None:
+    with open(path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(_CSV_COLUMNS)
+        for r in rows:
+            out.writerow([r["label"], r["n"], r["monitor"], *r["best"], r["best_epoch"], *r["gap"], *r["val_acc"],
+                          r["status"], r["diagnosis"], ""])
+        for label, seed, error in failed:
+            out.writerow([f"{label} trainer.seed={seed}" if seed else label, 1, *[""] * 8, "failed", "", error])
+
+
+def mean_curves(jobs: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Each metrics.csv column averaged over the jobs, on the epochs every job has."""
+    tables = []
+    for job in jobs:
+        file = Path(job["_dir"]) / "metrics.csv"
+        if file.is_file():
+            with open(file, newline="") as f:
+                tables.append({int(r["epoch"]): r for r in csv.DictReader(f)})
+    if not tables:
+        return {}
+    epochs = sorted(set.intersection(*(set(t) for t in tables)))
+    curves: dict[str, list[float]] = {"epoch": [float(e) for e in epochs]}
+    for tag in ("train/loss", "val/loss", "train/acc", "val/acc"):
+        values = [[_num(t[e].get(tag)) for t in tables] for e in epochs]
+        if epochs and all(v is not None for row in values for v in row):
+            curves[tag] = [mean(row) for row in values]
+    return curves
+
+
+def write_plot(path: Path, configs: list[Config], rows: list[dict[str, Any]], title: str) -> bool:
+    """Mean train (dashed) and val (solid) curves per configuration; dotted line at the mean best epoch."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    curves = {c.label: mean_curves(c.done) for c in configs if c.done}
+    if not any(len(c.get("epoch", [])) for c in curves.values()):
+        return False
+    kinds = [("loss", "loss")] + ([("acc", "accuracy")] if any("val/acc" in c for c in curves.values()) else [])
+    fig = Figure(figsize=(12, 5), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(kinds), squeeze=False)[0]
+    colors = [f"C{i % 10}" for i in range(len(rows))]
+    widths = [2.4 - 1.2 * i / max(1, len(rows) - 1) for i in range(len(rows))]  # equal curves stay visible
+    for ax, (tag, name) in zip(axes, kinds, strict=True):
+        for row, color, width in zip(rows, colors, widths, strict=True):
+            c = curves.get(row["label"], {})
+            for split, style in (("train", "--"), ("val", "-")):
+                if f"{split}/{tag}" in c:
+                    ax.plot(c["epoch"], c[f"{split}/{tag}"], style, color=color, linewidth=width)
+            if row["best_epoch"] is not None and c:
+                ax.axvline(row["best_epoch"], color=color, linestyle=":", linewidth=1.2)
+        values = [v for c in curves.values() for k in (f"train/{tag}", f"val/{tag}") for v in c.get(k, [])
+                  if math.isfinite(v)]
+        if tag == "loss" and values and min(values) > 0 and max(values) / min(values) > 100:
+            ax.set_yscale("log")
+        ax.set(xlabel="epoch", ylabel=name, title=f"{name}: train dashed, val solid")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    handles = [Line2D([], [], color=color, linewidth=width, label=textwrap.fill(row["label"], 36))
+               for row, color, width in zip(rows, colors, widths, strict=True)]
+    handles += [Line2D([], [], color="grey", linestyle=s, label=t)
+                for s, t in (("--", "train"), ("-", "validation"), (":", "best epoch (mean)"))]
+    fig.legend(handles=handles, loc="outside right upper", fontsize=9)
+    fig.suptitle(textwrap.shorten(title, 100, placeholder=" ...)"), fontsize=11)
+    fig.savefig(path)
+    return True
+
+
+def _table(console: Console, title: str, columns: tuple[str, ...], rows: list[tuple], caption: str = "") -> None:
+    table = Table(title=title, title_justify="left", caption=caption or None, caption_justify="left")
+    for col in columns:
+        table.add_column(col, justify="right" if col in ("n", "best epoch") else "left")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def main(args: list[str]) -> int:
+    if any(a in ("-h", "--help") for a in args):
+        sys.stdout.write(USAGE)
+        return 0
+    unknown = [a for a in args if a.startswith("-")]
+    if not args or unknown:
+        what = f"unknown option {unknown[0]}" if unknown else "no PATH given"
+        sys.stderr.write(f"nnexp report: error: {what}\n{USAGE}")
+        return 2
+    paths, found = [Path(a) for a in args], {}
+    for path in paths:
+        summaries = find_summaries(path)
+        if not summaries:
+            why = "no summary.json below it (a run or sweep directory)" if path.exists() else "no such directory"
+            print(f"nnexp report: error: {path}: {why}", file=sys.stderr)
+            return 2
+        found.update({s.resolve(): s for s in summaries})
+
+    jobs = [load_job(p) for p in found.values()]
+    configs, shared = group(jobs)
+    done = [j for c in configs for j in c.done]
+    monitor = _most_common([j.get("monitor") for j in done], "val/loss")
+    mode = _most_common([j.get("mode") for j in done if j.get("monitor") == monitor], "min")
+    rows = sorted((summarize(c, monitor) for c in configs if c.done), key=lambda r: _sort_key(r, mode))
+    order = {r["label"]: i for i, r in enumerate(rows)}
+    configs.sort(key=lambda c: order.get(c.label, len(order)))
+    failed = [(c.label, labels_of(j)["trainer.seed"], j.get("error", "")) for c in configs for j in c.failed]
+    claims = check_claims(done)
+
+    console = Console(highlight=False, markup=False)  # overrides and claims hold brackets: plain text
+    if not console.is_terminal:  # piped or captured: rich would assume 80 columns and wrap every row
+        console = Console(highlight=False, markup=False, width=160)
+    title = f"nnexp report: {_count(len(jobs), 'job')}, {_count(len(rows), 'configuration')}" + (
+        f" (shared: {' '.join(shared)})" if shared else "")
+    _table(console, title, ("configuration", "n", f"best {monitor}", "best epoch", "gap (final)", "val/acc (final)",
+                            "status", "diagnosis"),
+           [(r["label"], str(r["n"]), _pm(r["best"]), _epoch(r["best_epoch"]), _pm(r["gap"]), _pm(r["val_acc"]),
+             r["status"], r["diagnosis"]) for r in rows],
+           caption=f"sorted by best {monitor}, {'highest' if mode == 'max' else 'lowest'} first; "
+                   "mean ± std over seeds; gap = val/loss - train/loss")
+    if failed:
+        _table(console, f"failed jobs: {len(failed)}", ("configuration", "seed", "error"),
+               [(label, seed or "-", error) for label, seed, error in failed])
+    if claims:
+        colour = {"PASS": "green", "FAIL": "bold red", "N/A": "yellow"}
+        _table(console, "claims (expect), checked per seed on the mean of the jobs each side selects",
+               ("claim", "result", "per seed"), [(c, Text(v, style=colour[v]), d) for c, v, d in claims])
+    if paths[0].is_dir():
+        csv_path, png_path = paths[0] / "report.csv", paths[0] / "report.png"
+        try:
+            write_csv(csv_path, rows, failed)
+            plotted = write_plot(png_path, configs, rows, title)
+        except OSError as exc:
+            print(f"nnexp report: error: cannot write into {paths[0]}: {exc}", file=sys.stderr)
+            return 1
+        print(f"Wrote {csv_path}" + (f" and {png_path}" if plotted else " (no metrics.csv to plot)"))
+    if claims:
+        print(f"{sum(v == 'PASS' for _, v, _ in claims)} of {_count(len(claims), 'claim')} PASS")
+    return 0

@@ -1,0 +1,147 @@
+"""`nnexp report`: a sweep's configurations side by side, seeds pooled, failed jobs kept, claims checked."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from nnexp import report
+
+CLAIMS = [
+    "final.val/loss[regularizer=l2] < final.val/loss[regularizer=none]",  # holds for every seed
+    "best_epoch[regularizer=l2] < best_epoch[regularizer=none]",  # fails for every seed
+    "final.train/acc >= 0.99",  # one-run claim, holds for every job
+]
+
+
+def _job(root: Path, name: str, overrides: list[str], seed: int, status: str, best_val: float, best_epoch: int,
+         gap: float, val_acc: float, label: str) -> None:
+    """A run directory as `nnexp train` writes it: summary.json and a metrics.csv that overfits after best_epoch."""
+    run_dir = root / name
+    run_dir.mkdir(parents=True)
+    epochs = best_epoch + 5
+    rows = [(e, 1.0 / e, best_val + 0.01 * (e - best_epoch) ** 2, min(1.0, 0.5 + 0.05 * e), val_acc)
+            for e in range(1, epochs + 1)]
+    with open(run_dir / "metrics.csv", "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["epoch", "train/loss", "val/loss", "train/acc", "val/acc", "lr", "seconds"])
+        out.writerows([*r, 0.001, 0.01] for r in rows)
+    final = {"train/loss": rows[-1][1], "val/loss": rows[-1][1] + gap, "train/acc": 1.0, "val/acc": val_acc}
+    summary = {"status": status, "epochs_run": epochs, "best_epoch": best_epoch, "monitor": "val/loss",
+               "mode": "min", "best_value": best_val, "final": final,
+               "best": {"train/loss": 0.1, "val/loss": best_val, "train/acc": 0.99, "val/acc": val_acc},
+               "gap": {"best": best_val - 0.1, "final": gap},
+               "diagnosis": {"label": label, "reason": "r", "suggestion": "s"}, "seed": seed,
+               "choices": {"model": "mlp", "dataset": "digits", "regularizer": overrides[0].split("=")[1]},
+               "overrides": [*overrides, f"trainer.seed={seed}", "trainer.epochs=30", "trainer.progress=none"],
+               "expect": CLAIMS}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+
+
+@pytest.fixture
+def sweep(tmp_path) -> Path:
+    """2 configurations x 3 seeds + 1 job that failed before training."""
+    root = tmp_path / "sweep"
+    for seed in range(3):
+        _job(root, f"{seed}_none", ["regularizer=none"], seed, "completed", best_val=0.50 + 0.02 * seed,
+             best_epoch=10 + 2 * seed, gap=0.30 + 0.02 * seed, val_acc=0.80 + 0.02 * seed, label="overfit")
+        _job(root, f"{seed}_l2", ["regularizer=l2"], seed, "early_stopped", best_val=0.40 + 0.01 * seed,
+             best_epoch=20 + seed, gap=0.10, val_acc=0.85 + 0.01 * seed, label="good_fit")
+    (root / "6_dropout").mkdir()
+    (root / "6_dropout" / "summary.json").write_text(json.dumps({
+        "status": "failed", "error": "ConfigError: regularizer.dropout=1.5 is out of range [0, 1)",
+        "overrides": ["regularizer=dropout", "regularizer.dropout=1.5", "trainer.seed=0", "trainer.epochs=30"],
+        "choices": {"regularizer": "dropout"}}))
+    return root
+
+
+def _row(out: str, label: str) -> list[str]:
+    (line,) = [ln for ln in out.splitlines() if ln.startswith(f"│ {label} ")]
+    return [cell.strip() for cell in line.strip("│ ").split("│")]
+
+
+def test_report_pools_seeds_per_configuration(sweep, capsys):
+    assert report.main([str(sweep)]) == 0
+    out = capsys.readouterr().out
+    assert "7 jobs, 2 configurations (shared: trainer.epochs=30)" in out
+    assert _row(out, "regularizer=l2") == ["regularizer=l2", "3", "0.410 ± 0.010", "21", "0.100 ± 0.000",
+                                           "0.860 ± 0.010", "early_stopped x3", "good_fit"]
+    assert _row(out, "regularizer=none") == ["regularizer=none", "3", "0.520 ± 0.020", "12", "0.320 ± 0.020",
+                                             "0.820 ± 0.020", "completed x3", "overfit"]
+    # sorted by the monitored metric, val/loss: lowest first
+    assert out.index("│ regularizer=l2 ") < out.index("│ regularizer=none ")
+    assert "sorted by best val/loss, lowest first" in out
+
+
+def test_report_lists_failed_jobs(sweep, capsys):
+    report.main([str(sweep)])
+    out = capsys.readouterr().out
+    failed = out[out.index("failed jobs: 1"):]
+    assert "regularizer=dropout regularizer.dropout=1.5" in failed and "out of range [0, 1)" in failed
+    assert "regularizer=dropout" not in out[:out.index("failed jobs")]  # not a row of the main table
+
+
+def test_report_checks_claims_per_seed(sweep, capsys):
+    report.main([str(sweep)])
+    out = capsys.readouterr().out
+    claims = out[out.index("claims (expect)"):]
+    assert re.search(r"final\.val/loss\[regularizer=l2\] < .*PASS .*seed 0 PASS \(0\.140 vs 0\.367\)", claims)
+    assert re.search(r"best_epoch\[regularizer=l2\] < .*FAIL .*seed 0 FAIL \(20 vs 10\)", claims)
+    assert "seed 2 FAIL (22 vs 14)" in claims
+    assert re.search(r"final\.train/acc >= 0\.99 .*PASS .*seed 0 PASS", claims)
+    assert out.rstrip().splitlines()[-1] == "2 of 3 claims PASS"
+
+
+def test_report_writes_csv_and_png(sweep, capsys):
+    report.main([str(sweep)])
+    out = capsys.readouterr().out
+    assert f"Wrote {sweep / 'report.csv'} and {sweep / 'report.png'}" in out
+    with open(sweep / "report.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["label"] for r in rows] == ["regularizer=l2", "regularizer=none",
+                                          "regularizer=dropout regularizer.dropout=1.5 trainer.seed=0"]
+    l2, none, failed = rows
+    assert l2["n"] == "3" and l2["monitor"] == "val/loss" and l2["status"] == "early_stopped x3"
+    assert float(l2["best_mean"]) == pytest.approx(0.41) and float(l2["best_std"]) == pytest.approx(0.01)
+    assert float(none["best_epoch_mean"]) == 12 and float(none["gap_final_std"]) == pytest.approx(0.02)
+    assert float(none["val_acc_mean"]) == pytest.approx(0.82) and none["diagnosis"] == "overfit"
+    assert failed["status"] == "failed" and "out of range" in failed["error"] and failed["best_mean"] == ""
+    with Image.open(sweep / "report.png") as png:
+        assert png.format == "PNG"
+        assert 1000 <= png.width <= 1600 and 400 <= png.height <= 700
+
+
+def test_report_on_a_real_sweep(run_cli, tmp_path, capsys):
+    code, _, err = run_cli("train", "-m", "regularizer=none,l2", "trainer.seed=0,1", "trainer.epochs=3",
+                           "trainer.progress=none", "dataset=xor")
+    assert code == 0, err
+    (sweep_dir,) = (tmp_path / "outputs" / "multirun").glob("*/*")
+    assert report.main([str(sweep_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "4 jobs, 2 configurations" in out
+    for label in ("regularizer=none", "regularizer=l2"):
+        row = _row(out, label)
+        assert row[1] == "2" and " ± " in row[2] and row[6] == "completed x2"
+    assert (sweep_dir / "report.png").stat().st_size > 10_000
+    # a single run directory of that sweep is a report of its own
+    job = next(p.parent for p in sweep_dir.glob("*/summary.json"))
+    assert report.main([str(job)]) == 0
+    assert "1 job, 1 configuration" in capsys.readouterr().out
+
+
+def test_report_rejects_a_path_without_runs(tmp_path, capsys):
+    missing = tmp_path / "no_such_sweep"
+    assert report.main([str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(missing) in err
+    (tmp_path / "empty").mkdir()
+    assert report.main([str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no summary.json" in err
+    assert report.main(["--help"]) == 0
+    assert capsys.readouterr().out.startswith("usage: nnexp report PATH")
