@@ -114,7 +114,9 @@ GRID = (
     + [f"scheduler={o}" for o in _options("scheduler")]
     + [f"regularizer={o}" for o in _options("regularizer")]
     + [f"model={o}" for o in _options("model")]
-    + [f"experiment={o}" for o in _options("experiment")]
+    # presets that sweep by themselves are run whole in tests/test_presets.py
+    + [f"experiment={o}" for o in _options("experiment")
+       if "mode: MULTIRUN" not in (config_dir() / "experiment" / f"{o}.yaml").read_text()]
     + ["optimizer=momentum optimizer.nesterov=true", "loss=mse", "loss=nll", "loss=cross_entropy dataset=moons",
        "trainer.grad_clip=0.5", "trainer.deterministic=true", "model.activation=sigmoid", "trainer.progress=rich",
        "trainer.progress=plain", "trainer.checkpoints=false"]
@@ -277,3 +279,14 @@ def test_signal_stops_cleanly_with_its_exit_code(tmp_path, sig, code, name):
     assert s["epochs_run"] >= 3 and s["epochs_run"] < 100000
     assert (run_dir / "checkpoints" / "last.pt").is_file()
     assert [step for step, _ in _scalars(run_dir)["val/loss"]] == list(range(1, s["epochs_run"] + 1))
+
+
+def test_sweep_job_folders_stay_flat_when_values_hold_slashes(run_cli, tmp_path):
+    corpus = tmp_path / "data" / "corpus.txt"
+    corpus.parent.mkdir()
+    corpus.write_text("a few words to predict, again and again. " * 30)
+    code, _, err = run_cli("train", "-m", "model=lstm,transformer", "dataset=text", f"dataset.path={corpus}",
+                           "dataset.seq_len=16", "trainer.epochs=1", "trainer.progress=none")
+    assert code == 0, err
+    jobs = sorted(p.parent for p in (tmp_path / "outputs" / "multirun").glob("*/*/*/summary.json"))
+    assert len(jobs) == 2 and all("dataset.path=-" in j.name for j in jobs)
