@@ -42,12 +42,15 @@ def _per_step(fn: Callable, num_outputs: int) -> Callable:
     return flat
 
 
-def _argmax_correct(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return (out.argmax(dim=-1) == y).sum()
+def predicted_class(out: torch.Tensor) -> torch.Tensor:
+    """(..., C) class scores -> (...) class indices; a single output (bce, perceptron) is the logit of class 1."""
+    if out.shape[-1] == 1:
+        return (out[..., 0] > 0).long()
+    return out.argmax(dim=-1)
 
 
-def _binary_correct(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return ((out.squeeze(-1) > 0).long() == y).sum()
+def _correct(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (predicted_class(out) == y).sum()
 
 
 def _bce(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -91,28 +94,28 @@ def make_objective(name: str, task: str, num_classes: int | None, target_dim: in
     assert num_classes is not None
     if name == "auto":
         name = "bce" if num_classes == 2 and not per_step else "cross_entropy"
-    if name in ("bce", "perceptron") and (num_classes != 2 or per_step) and from_model:
-        raise ConfigError(f"this model is a single unit trained with loss={name}: it needs a two-class dataset "
-                          f"(xor, moons, circles), this one has {num_classes} classes")
     if name in ("bce", "perceptron") and (num_classes != 2 or per_step):
+        if from_model:
+            raise ConfigError(f"this model is a single unit trained with loss={name}: it needs a two-class "
+                              f"dataset (xor, moons, circles), this one has {num_classes} classes")
         raise ConfigError(
             f"loss={name} needs exactly 2 classes and one label per sample, the dataset has {num_classes} "
             f"classes{' per time step' if per_step else ''}; allowed: auto, cross_entropy, nll, mse"
         )
     if name == "cross_entropy":
-        fn, correct, outputs = F.cross_entropy, _argmax_correct, num_classes
+        fn, correct, outputs = F.cross_entropy, _correct, num_classes
     elif name == "nll":
-        fn, correct, outputs = _nll, _argmax_correct, num_classes
+        fn, correct, outputs = _nll, _correct, num_classes
     elif name == "bce":
-        fn, correct, outputs = _bce, _binary_correct, 1
+        fn, correct, outputs = _bce, _correct, 1
     elif name == "perceptron":
-        fn, correct, outputs = _perceptron, _binary_correct, 1
+        fn, correct, outputs = _perceptron, _correct, 1
     elif name == "mse":
 
         def fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             return F.mse_loss(out, F.one_hot(y, num_classes).to(out.dtype))
 
-        correct, outputs = _argmax_correct, num_classes
+        correct, outputs = _correct, num_classes
     else:
         raise ConfigError(f"loss={name} is unknown; allowed: auto, cross_entropy, nll, bce, mse, perceptron")
     if per_step:

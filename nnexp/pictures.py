@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 
 from nnexp.data import Data, Split
+from nnexp.losses import predicted_class
 
 # Class colours: orange and blue first, as in TensorFlow Playground; more classes cycle.
 PALETTE = np.array([(245, 147, 34), (8, 119, 189), (44, 160, 44), (214, 39, 40), (148, 103, 189),
@@ -37,13 +38,6 @@ def has_decision_boundary(data: Data) -> bool:
     """A plane can show the model: 2-D real-valued inputs, one class per sample."""
     return (tuple(data.input_shape) == (2,) and data.task == "classification" and data.vocab_size is None
             and not data.per_step)
-
-
-def predicted_class(out: torch.Tensor) -> torch.Tensor:
-    """(..., C) class scores -> (...) class indices; a single output (bce, perceptron) is the logit of class 1."""
-    if out.shape[-1] == 1:
-        return (out[..., 0] > 0).long()
-    return out.argmax(dim=-1)
 
 
 def _class_probabilities(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
