@@ -83,11 +83,17 @@ def parse(text: str) -> Expectation:
     return Expectation(text.strip(), left, op, right)
 
 
+def split_override(item: str) -> tuple[str, str]:
+    """``+model.skip=false`` -> ("model.skip", "false"): Hydra's add/delete prefixes dropped."""
+    key, _, value = item.lstrip("+~").partition("=")
+    return key, value
+
+
 def labels_of(summary: dict[str, Any]) -> dict[str, str]:
     """What selectors match: the run's group choices and its overrides, as strings."""
     labels = {k: str(v) for k, v in (summary.get("choices") or {}).items()}
     for item in summary.get("overrides") or []:
-        key, _, value = item.lstrip("+~").partition("=")
+        key, value = split_override(item)
         labels[key] = value
     labels.setdefault("trainer.seed", str(summary.get("seed", "")))
     return labels

@@ -23,6 +23,10 @@ TAGS = ("train/loss", "val/loss", "train/acc", "val/acc")
 LOSSES = ("auto", "cross_entropy", "nll", "bce", "mse", "perceptron")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PROGRESS = ("auto", "rich", "plain", "none")
+# trainer keys that change how a run is shown or logged, not what it learns: they name no
+# hyperparameter (HPARAMS tab) and no configuration of a sweep (nnexp report)
+DISPLAY_KEYS = frozenset({"trainer.progress", "trainer.checkpoints", "trainer.threads", "trainer.eval_batch_size",
+                          "trainer.pictures_every", "trainer.histograms_every", "trainer.confusion_matrix"})
 
 
 @dataclass

@@ -23,8 +23,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from nnexp.checks import check_sweep, labels_of, parse, value_at, verdict
+from nnexp.checks import check_sweep, labels_of, parse, split_override, value_at, verdict
 from nnexp.cli import sweep_labels
+from nnexp.config import DISPLAY_KEYS
 
 USAGE = """\
 usage: nnexp report PATH [PATH ...]
@@ -41,8 +42,7 @@ example:
 
 # overrides that do not make a different configuration: the seed, the claims, and keys that change only
 # how a run looks
-_NOT_CONFIG = {"trainer.seed", "expect", "trainer.progress", "trainer.checkpoints", "trainer.threads",
-               "trainer.eval_batch_size"}
+_NOT_CONFIG = DISPLAY_KEYS | {"trainer.seed", "expect"}
 _CSV_COLUMNS = ("label", "n", "monitor", "best_mean", "best_std", "best_epoch_mean", "gap_final_mean",
                 "gap_final_std", "val_acc_mean", "val_acc_std", "status", "diagnosis", "error")
 Stat = tuple[float | None, float | None]  # mean, std (std None for one value)
@@ -54,10 +54,6 @@ class Config:
     done: list[dict[str, Any]] = field(default_factory=list)  # summaries of jobs that ran
     failed: list[dict[str, Any]] = field(default_factory=list)
     label: str = ""
-
-
-def _key(override: str) -> str:
-    return override.lstrip("+~").partition("=")[0]
 
 
 def _num(value: Any) -> float | None:
@@ -128,7 +124,7 @@ def group(jobs: list[dict[str, Any]]) -> tuple[list[Config], list[str]]:
     """Configurations (first-seen order, labelled by the overrides that differ) and the shared overrides."""
     configs: dict[tuple[str, ...], Config] = {}
     for job in jobs:
-        own = [o for o in job.get("overrides") or [] if _key(o) not in _NOT_CONFIG and not o.startswith("hydra.")]
+        own = [o for o in job.get("overrides") or [] if split_override(o)[0] not in _NOT_CONFIG and not o.startswith("hydra.")]
         config = configs.setdefault(tuple(sorted(own)), Config(own))
         (config.failed if job.get("status") == "failed" else config.done).append(job)
     result = list(configs.values())

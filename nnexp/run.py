@@ -29,8 +29,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from nnexp import __version__, pictures
 from nnexp.checkpoint import atomic_write, save_checkpoint
-from nnexp.checks import check_run, parse, verdict
-from nnexp.config import check_ranges
+from nnexp.checks import check_run, parse, split_override, verdict
+from nnexp.config import DISPLAY_KEYS, check_ranges
 from nnexp.console import Reporter
 from nnexp.diagnosis import diagnose
 from nnexp.early_stopping import EarlyStopping
@@ -145,19 +145,14 @@ def _param_groups(model: torch.nn.Module) -> list[dict[str, Any]]:
     return groups
 
 
-# keys that change how a run looks, not what it learns
-_NOT_HPARAMS = {"trainer.progress", "trainer.checkpoints", "trainer.threads", "trainer.eval_batch_size",
-                "trainer.pictures_every", "trainer.histograms_every", "trainer.confusion_matrix"}
-
-
 def _hparams(choices: dict[str, Any], overrides: list[str], seed: int) -> dict[str, Any]:
     """The run's group choices and every override, as flat values for the HPARAMS tab."""
     out: dict[str, Any] = {g: choices[g] for g in ("model", "dataset", "optimizer", "regularizer", "scheduler")
                            if choices.get(g) is not None}
     out["trainer.seed"] = seed
     for item in overrides:
-        key, _, value = item.lstrip("+~").partition("=")
-        if key.startswith("hydra.") or key in out or key in _NOT_HPARAMS:
+        key, value = split_override(item)
+        if key.startswith("hydra.") or key in out or key in DISPLAY_KEYS:
             continue
         try:
             out[key] = json.loads(value)
@@ -187,6 +182,15 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, list):
         return [_json_safe(v) for v in value]
     return value
+
+
+def _write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    atomic_write(run_dir / "summary.json", (json.dumps(_json_safe(summary), indent=2) + "\n").encode())
+
+
+def _public_choices(choices: Any) -> dict[str, Any]:
+    """The run's group choices, without Hydra's own (hydra/launcher, ...)."""
+    return {k: v for k, v in choices.items() if not k.startswith("hydra/")}
 
 
 def _num(value: Any) -> str:
@@ -349,7 +353,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
             "device": str(device),
             "seed": tc.seed,
             "loss": objective.name,
-            "choices": {k: v for k, v in choices.items() if not k.startswith("hydra/")},
+            "choices": _public_choices(choices),
             "overrides": overrides,
             "run_dir": str(run_dir),
         }
@@ -376,7 +380,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
         raise
     finally:
         tracker.close()
-        atomic_write(run_dir / "summary.json", (json.dumps(_json_safe(summary), indent=2) + "\n").encode())
+        _write_summary(run_dir, summary)
     return summary
 
 
@@ -438,10 +442,8 @@ def task(cfg: DictConfig, jobs: list[dict[str, Any]]) -> float | None:
         job.update(status="config_error", code=code, message=str(exc))
         print(f"nnexp: error: {exc}", file=sys.stderr)
         if multirun:  # a sweep keeps a record of the job, so reports list it instead of dropping it
-            failed = {"status": "failed", "error": f"ConfigError: {exc}", "overrides": overrides,
-                      "choices": {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")},
-                      "run_dir": str(run_dir)}
-            atomic_write(run_dir / "summary.json", (json.dumps(failed, indent=2) + "\n").encode())
+            _write_summary(run_dir, {"status": "failed", "error": f"ConfigError: {exc}", "overrides": overrides,
+                                     "choices": _public_choices(hc.runtime.choices), "run_dir": str(run_dir)})
         else:
             _discard_run_dir(run_dir, keep_log=log_existed)
     except NnexpError as exc:

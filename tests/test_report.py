@@ -145,3 +145,14 @@ def test_report_rejects_a_path_without_runs(tmp_path, capsys):
     assert err.count("\n") == 1 and "no summary.json" in err
     assert report.main(["--help"]) == 0
     assert capsys.readouterr().out.startswith("usage: nnexp report PATH")
+
+
+def test_display_only_keys_do_not_split_configurations():
+    """The report and the HPARAMS tab share one list of keys that change only how a run is shown."""
+    from nnexp.config import DISPLAY_KEYS
+    from nnexp.report import group
+
+    jobs = [{"status": "completed", "overrides": ["regularizer=l2", f"{key}=1", f"trainer.seed={seed}"]}
+            for seed, key in enumerate(sorted(DISPLAY_KEYS))]
+    configs, _ = group(jobs)
+    assert len(configs) == 1 and len(configs[0].done) == len(DISPLAY_KEYS)
