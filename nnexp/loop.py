@@ -32,6 +32,25 @@ class FitSettings:
 
 
 @dataclass
+class EpochStats:
+    """What one training epoch measured."""
+    loss: float
+    acc: float | None
+    whole: bool  # False: a stop was requested mid-epoch and the numbers are partial
+    # mean over the epoch's steps of the L2 norm of the first and last weight tensor's gradient
+    # (before clipping): a first layer that gets orders of magnitude less than the last is the
+    # vanishing-gradient picture
+    grad_norm_first: float | None = None
+    grad_norm_last: float | None = None
+
+
+def end_weights(model: nn.Module) -> tuple[str, str] | None:
+    """Names of the first and last weight tensors (matrices, kernels, embeddings) in registration order."""
+    names = [name for name, p in model.named_parameters() if p.ndim > 1 and p.requires_grad]
+    return (names[0], names[-1]) if names else None
+
+
+@dataclass
 class FitResult:
     status: str  # completed | early_stopped | diverged | interrupted
     epochs_run: int
@@ -73,14 +92,18 @@ def train_one_epoch(
     settings: FitSettings,
     generator: torch.Generator,
     stop_requested: Callable[[], bool],
-) -> tuple[float, float | None, bool]:
-    """One pass over shuffled ``split``; returns (mean loss, accuracy, finished the whole epoch)."""
+) -> EpochStats:
+    """One pass over shuffled ``split``."""
     model.train()
     device = split.x.device
     n = len(split)
     order = torch.randperm(n, generator=generator).to(device)  # CPU generator: same order on any device
     # the L1 penalty acts on weights (matrices, kernels), not on biases or norm scales
     l1_params = [p for p in model.parameters() if p.ndim > 1] if settings.l1 > 0 else []
+    params = dict(model.named_parameters())
+    ends = [params[name] for name in end_weights(model) or ()]
+    first_sum, last_sum = torch.zeros((), device=device), torch.zeros((), device=device)  # summed over steps
+    steps = 0
     total_loss = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = units = 0
@@ -94,6 +117,10 @@ def train_one_epoch(
             objective_value = loss + settings.l1 * sum(p.abs().sum() for p in l1_params)
         optimizer.zero_grad(set_to_none=True)
         objective_value.backward()
+        if ends and ends[0].grad is not None and ends[-1].grad is not None:  # two small kernels, no sync
+            first_sum.add_(torch.linalg.vector_norm(ends[0].grad, dtype=torch.float32))
+            last_sum.add_(torch.linalg.vector_norm(ends[-1].grad, dtype=torch.float32))
+            steps += 1
         if settings.grad_clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
         optimizer.step()
@@ -106,7 +133,10 @@ def train_one_epoch(
         if stop_requested():
             break
     acc = correct.item() / units if objective.correct is not None else None
-    return total_loss.item() / seen, acc, seen == n
+    first = last = None
+    if steps:
+        first, last = (torch.stack([first_sum, last_sum]) / steps).tolist()
+    return EpochStats(total_loss.item() / seen, acc, seen == n, first, last)
 
 
 def fit(
@@ -127,16 +157,16 @@ def fit(
     for epoch in range(1, settings.epochs + 1):  # epochs count from 1
         start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trains with
-        train_loss, train_acc, whole = train_one_epoch(
-            model, data.train, objective, optimizer, settings, generator, stop_requested
-        )
-        if not whole:  # a signal arrived mid-epoch: this epoch's numbers are partial, do not log them
+        stats = train_one_epoch(model, data.train, objective, optimizer, settings, generator, stop_requested)
+        train_loss, train_acc = stats.loss, stats.acc
+        if not stats.whole:  # a signal arrived mid-epoch: this epoch's numbers are partial, do not log them
             result.status = "interrupted"
             result.message = f"interrupted during epoch {epoch}"
             break
         val_loss, val_acc = evaluate(model, data.val, objective, settings.eval_batch_size)
         metrics = {"train/loss": train_loss, "val/loss": val_loss, "train/acc": train_acc,
-                   "val/acc": val_acc, "lr": lr, "seconds": time.perf_counter() - start}
+                   "val/acc": val_acc, "lr": lr, "seconds": time.perf_counter() - start,
+                   "grad_norm/first_layer": stats.grad_norm_first, "grad_norm/last_layer": stats.grad_norm_last}
         result.history.append({"epoch": epoch, **metrics})
         result.epochs_run = epoch
 

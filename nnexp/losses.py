@@ -73,10 +73,12 @@ def _perceptron(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def make_objective(name: str, task: str, num_classes: int | None, target_dim: int | None,
-                   per_step: bool = False, model_default: str | None = None) -> Objective:
+                   per_step: bool = False, model_default: str | None = None,
+                   tolerance: float | None = None) -> Objective:
     """Resolve ``loss=<name>`` against the dataset (and the model's own default for ``auto``).
 
-    A loss that does not fit the dataset is a config error (exit 2).
+    A loss that does not fit the dataset is a config error (exit 2). Regression
+    has an accuracy only with a ``tolerance``: the share of answers within it.
     """
     from_model = name == "auto" and bool(model_default)
     if from_model:
@@ -89,7 +91,12 @@ def make_objective(name: str, task: str, num_classes: int | None, target_dim: in
         def mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             return F.mse_loss(out, y.reshape(out.shape))
 
-        return Objective("mse", dim, mse, None, per_step)
+        within = None
+        if tolerance is not None:
+            def within(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+                return ((out - y.reshape(out.shape)).abs() < tolerance).all(dim=-1).sum()
+
+        return Objective("mse", dim, mse, within, per_step)
 
     assert num_classes is not None
     if name == "auto":

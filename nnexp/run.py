@@ -17,6 +17,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from statistics import mean
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ from nnexp.console import Reporter
 from nnexp.diagnosis import diagnose
 from nnexp.early_stopping import EarlyStopping
 from nnexp.errors import EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_TERMINATED, ConfigError, NnexpError
-from nnexp.loop import FitSettings, evaluate, fit
+from nnexp.loop import FitSettings, end_weights, evaluate, fit
 from nnexp.losses import make_objective
 from nnexp.models import count_parameters
 from nnexp.signals import StopSignals
@@ -69,6 +70,11 @@ def configure_torch(threads: int, seed: int, deterministic: bool) -> None:
     except AttributeError:  # macOS, Windows
         cores = os.cpu_count() or 1
     torch.set_num_threads(threads or cores)
+    # Weight decay drives unused weights (digits' blank border pixels) toward 0 through denormal
+    # floats, which x86 CPUs compute in slow microcode; flushed to 0, the L2 arm of
+    # experiment=mitigations takes half the time with identical metrics (benchmarks/RESULTS_loop.md).
+    # A no-op where unsupported.
+    torch.set_flush_denormal(True)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # seeds CUDA too
@@ -164,7 +170,8 @@ def _hparams(choices: dict[str, Any], overrides: list[str], seed: int) -> dict[s
 def _metrics_at(history: list[dict[str, Any]], epoch: int) -> dict[str, Any]:
     for row in history:
         if row["epoch"] == epoch:
-            return {k: row[k] for k in ("train/loss", "val/loss", "train/acc", "val/acc")}
+            return {k: row.get(k) for k in ("train/loss", "val/loss", "train/acc", "val/acc",
+                                             "grad_norm/first_layer", "grad_norm/last_layer")}
     return {}
 
 
@@ -251,7 +258,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
     model_target = _model_target(cfg.model)
     data = _build("dataset", cfg.dataset)
     objective = make_objective(cfg.loss, data.task, data.num_classes, data.target_dim, data.per_step,
-                               model_default=getattr(model_target, "default_loss", None))
+                               model_default=getattr(model_target, "default_loss", None), tolerance=data.tolerance)
     es = reg.early_stopping
     if es.monitor.endswith("/acc") and objective.correct is None:
         raise ConfigError(f"regularizer.early_stopping.monitor={es.monitor}: a regression dataset has no "
@@ -291,7 +298,10 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
 
     boundary = pictures.has_decision_boundary(data)
 
-    def log_attention(step: int) -> None:  # transformers: each layer's heads on one validation example
+    def log_pictures(step: int) -> None:
+        if boundary:  # 2-D data: the IMAGES slider shows the boundary forming
+            tracker.log_image("pictures/decision_boundary", pictures.decision_boundary(model, data, device), step)
+        # transformers: each layer's heads on one validation example
         for i, image in enumerate(pictures.attention_maps(model, data.val.x[:1])):
             tracker.log_image(f"pictures/attention/layer{i}", image, step)
 
@@ -307,10 +317,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
             tracker.log_histograms(model.named_parameters(), epoch)  # p.grad: the epoch's last step
             tracker.log_grad_norms(model.named_parameters(), epoch)
         if finite and tc.pictures_every and epoch % tc.pictures_every == 0:
-            if boundary:  # 2-D data: the IMAGES slider shows the boundary forming
-                image = pictures.decision_boundary(model, data, device)
-                tracker.log_image("pictures/decision_boundary", image, epoch)
-            log_attention(epoch)
+            log_pictures(epoch)
         reporter.epoch(epoch, metrics, improved)
         log.info("epoch %d %s%s", epoch, {k: v for k, v in metrics.items()}, " (best)" if improved else "")
 
@@ -322,8 +329,8 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
                          on_epoch_end=on_epoch_end, stop_requested=signals)
         if result.status in ("completed", "early_stopped"):  # pictures of the model the run ends with
             if tc.pictures_every and result.epochs_run % tc.pictures_every:
-                log_attention(result.epochs_run)
-            if tc.confusion_matrix and objective.correct is not None:
+                log_pictures(result.epochs_run)  # the last step of the IMAGES slider: the model the run ends with
+            if tc.confusion_matrix and data.task == "classification":
                 image = pictures.confusion_matrix(model, data.val, data.num_classes, tc.eval_batch_size)
                 tracker.log_image("pictures/confusion_matrix", image, result.epochs_run)
         test = None
@@ -350,6 +357,11 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
             "diagnosis": diagnose(result.history, result.status, active).to_dict(),
             "num_params": num_params,
             "wall_seconds": round(time.perf_counter() - started, 3),
+            # mean wall time of an epoch (training + validation), without setup and pictures
+            "seconds_per_epoch": (round(mean(h["seconds"] for h in result.history), 4)
+                                  if result.history else None),
+            # which tensors grad_norm/first_layer and grad_norm/last_layer measure
+            "grad_norm_layers": dict(zip(("first_layer", "last_layer"), end_weights(model) or (), strict=False)),
             "device": str(device),
             "seed": tc.seed,
             "loss": objective.name,

@@ -19,8 +19,9 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
-CSV_COLUMNS = ("epoch", "train/loss", "val/loss", "train/acc", "val/acc", "lr", "seconds")
-SCALARS = ("train/loss", "val/loss", "train/acc", "val/acc", "lr")
+CSV_COLUMNS = ("epoch", "train/loss", "val/loss", "train/acc", "val/acc", "lr", "seconds",
+               "grad_norm/first_layer", "grad_norm/last_layer")
+SCALARS = ("train/loss", "val/loss", "train/acc", "val/acc", "lr", "grad_norm/first_layer", "grad_norm/last_layer")
 # metrics shown in the HPARAMS tab; each is also logged as a scalar at the end of the run
 HPARAM_METRICS = ("best/val/loss", "best/val/acc", "final/train/loss", "final/val/loss",
                   "final/val/acc", "best_epoch")

@@ -40,6 +40,8 @@ BAD = [
     (["model=transformer9"], "model/transformer9"),
     (["model.activation=swish"], "model.activation='swish'"),
     (["model.hidden=[0]"], "model.hidden"),
+    (["model.init=kaiming"], "model.init='kaiming' is out of range; allowed: one of torch, he, xavier"),
+    (["dataset=adding", "model=lstm", "dataset.tolerance=0"], "dataset.tolerance=0 is out of range"),
     (["model.hidden=16"], "model.hidden"),
     (["model.dropout=1.0"], "model.dropout"),
     (["model.nope=3"], "model.nope"),

@@ -31,6 +31,15 @@ def test_regression_uses_mse_and_has_no_accuracy(name, target_dim):
     assert obj.name == "mse" and obj.num_outputs == (target_dim or 1) and obj.correct is None
 
 
+def test_regression_with_a_tolerance_counts_answers_within_it_as_right():
+    obj = make_objective("auto", "regression", None, 2, tolerance=0.1)
+    out = torch.tensor([[1.0, 1.0], [1.05, 0.0], [1.0, 0.5]])  # (B, 2)
+    y = torch.tensor([[1.0, 1.09], [1.0, 0.0], [1.0, 0.0]])
+    # right only where every dimension is within 0.1: rows 0 and 1
+    assert obj.correct is not None and obj.correct(out, y).item() == 2
+    assert obj.units(y) == 3
+
+
 def test_regression_mse_value_with_1d_targets():
     obj = make_objective("auto", "regression", None, 1)
     out = torch.tensor([[1.0], [2.0], [4.0]])  # (B, 1)

@@ -21,6 +21,18 @@ def test_adding_target_is_the_sum_of_the_two_marked_values():
     assert torch.all(x[..., 1].sum(dim=1) == 2)  # exactly two markers
     assert torch.all(x[:, :10, 1].sum(dim=1) == 1)  # one in each half
     assert torch.allclose((x[..., 0] * x[..., 1]).sum(dim=1, keepdim=True), y)
+    assert data.tolerance == 0.04  # Hochreiter & Schmidhuber's criterion: gives the task an accuracy
+
+
+def test_adding_has_an_accuracy_and_always_answering_the_mean_scores_low(run_cli, tmp_path):
+    code, _, err = run_cli("train", "model=lstm", "dataset=adding", "dataset.n_samples=200", "trainer.epochs=2",
+                           "trainer.progress=none", f"hydra.run.dir={tmp_path / 'run'}")
+    assert code == 0, err
+    s = read_summary(tmp_path / "run")
+    assert 0.0 <= s["final"]["val/acc"] <= 1.0
+    data = sequences.adding(n_samples=4000, seed=0)
+    mean_answer = ((data.val.y - 1.0).abs() < data.tolerance).float().mean().item()
+    assert 0.03 < mean_answer < 0.1  # the docstring's "about 6%"
 
 
 def test_copy_writes_the_symbols_back_after_the_delay():

@@ -55,7 +55,8 @@ def test_default_demo_overfits_and_stops_early(demo_run):
     assert s["final"]["train/loss"] < s["best"]["train/loss"]
     assert s["diagnosis"]["label"] == "overfit"
     assert s["num_params"] > 100_000 and s["device"] == "cpu"
-    assert set(s["final"]) == set(TAGS) and set(s["best"]) == set(TAGS)
+    grad_norms = {"grad_norm/first_layer", "grad_norm/last_layer"}
+    assert set(s["final"]) == set(TAGS) | grad_norms and set(s["best"]) == set(TAGS) | grad_norms
 
 
 def test_default_demo_summary_says_it_in_words(demo_run):
@@ -75,7 +76,8 @@ def test_default_demo_writes_the_run_directory(demo_run):
     assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / ".hydra" / "overrides.yaml").is_file()
     assert (run_dir / "train.log").read_text().count("epoch ") >= n
     rows = _csv_rows(run_dir)
-    assert list(rows[0]) == ["epoch", "train/loss", "val/loss", "train/acc", "val/acc", "lr", "seconds"]
+    assert list(rows[0]) == ["epoch", "train/loss", "val/loss", "train/acc", "val/acc", "lr", "seconds",
+                             "grad_norm/first_layer", "grad_norm/last_layer"]
     assert [int(r["epoch"]) for r in rows] == list(range(1, n + 1))
     # TensorBoard: every tag for every epoch, in the run dir itself (hparams too: no subfolders)
     scalars = _scalars(run_dir)

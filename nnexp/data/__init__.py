@@ -37,6 +37,9 @@ class Data:
     vocab_size: int | None = None  # inputs are token ids (N, T) int64 from range(vocab_size)
     per_step: bool = False  # one target per time step: y is (N, T)
     next_token: bool = False  # per-step targets are the inputs shifted by one: models must not look ahead
+    # regression only: a prediction within this distance of its target (every dimension) counts as
+    # right, which gives regression an accuracy (train/acc, val/acc); None: no accuracy
+    tolerance: float | None = None
 
     def to(self, device: torch.device | str) -> Data:
         return replace(
@@ -60,6 +63,7 @@ def split_arrays(
     vocab_size: int | None = None,
     per_step: bool = False,
     next_token: bool = False,
+    tolerance: float | None = None,
 ) -> Data:
     """Shuffle once with ``seed`` and cut into test | val | train; keep ``train_fraction`` of train.
 
@@ -96,4 +100,5 @@ def split_arrays(
         vocab_size=vocab_size,
         per_step=per_step,
         next_token=next_token,
+        tolerance=None if classification else tolerance,
     )

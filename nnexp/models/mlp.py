@@ -19,6 +19,12 @@ from torch import nn
 from nnexp.models import activation as make_activation
 
 IMPLS = ("torch", "scratch")
+# Weight init of the linear layers (biases start at 0 except under "torch"):
+#   torch: PyTorch's default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), variance 1/(3 fan_in): each ReLU
+#          layer shrinks the signal's variance about 6x, so deep plain nets start with vanished gradients
+#   he:     N(0, 2/fan_in) (He et al. 2015): keeps the variance through ReLU layers
+#   xavier: N(0, 2/(fan_in + fan_out)) (Glorot & Bengio 2010): made for tanh/sigmoid-like layers
+INITS = ("torch", "he", "xavier")
 
 
 class MLP(nn.Module):
@@ -31,12 +37,15 @@ class MLP(nn.Module):
         dropout: float = 0.0,
         residual: bool = False,
         impl: str = "torch",
+        init: str = "torch",
     ) -> None:
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout={dropout} must be in [0, 1)")
         if impl not in IMPLS:
             raise ValueError(f"impl={impl!r} is not one of: {', '.join(IMPLS)}")
+        if init not in INITS:
+            raise ValueError(f"init={init!r} is not one of: {', '.join(INITS)}")
         if impl == "scratch" and (dropout > 0 or residual):
             what = "dropout > 0" if dropout > 0 else "residual=true"
             raise ValueError(f"impl=scratch (the seed's backpropagation) cannot do {what}; "
@@ -55,6 +64,14 @@ class MLP(nn.Module):
             width = int(h)
         layers["out"] = nn.Linear(width, num_outputs)
         self.net = nn.Sequential(layers)
+        if init != "torch":
+            for layer in layers.values():
+                if isinstance(layer, nn.Linear):
+                    if init == "he":
+                        nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                    else:
+                        nn.init.xavier_normal_(layer.weight)
+                    nn.init.zeros_(layer.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, *input_shape) -> (B, num_outputs)
         if self.impl == "scratch":
