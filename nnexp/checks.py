@@ -143,12 +143,14 @@ def check_sweep(expectations: list[str], summaries: list[dict[str, Any]]) -> lis
         e = parse(text)
         per_seed: dict[str, bool | None] = {}
         if not e.across_jobs:
-            outcomes: dict[str, list[bool | None]] = {}
+            outcomes: dict[str, list[dict[str, Any]]] = {}
             for s in summaries:
                 for r in check_run([text], s):
-                    outcomes.setdefault(labels_of(s).get("trainer.seed", ""), []).append(r["pass"])
-            per_seed = {seed: _all(found) for seed, found in outcomes.items()}
-            values = None
+                    outcomes.setdefault(labels_of(s).get("trainer.seed", ""), []).append(r)
+            per_seed = {seed: _all([r["pass"] for r in found]) for seed, found in outcomes.items()}
+            # the two sides' values where the claim selects one job per seed
+            values = {seed: [found[0]["left"], found[0]["right"]] for seed, found in outcomes.items()
+                      if len(found) == 1} or None
         else:
             seeds = sorted({labels_of(s).get("trainer.seed", "") for s in summaries})
             values = {}

@@ -145,7 +145,8 @@ def _after_sweep(jobs: list[dict]) -> int:
 def sweep_labels(overrides: list[list[str]]) -> tuple[list[str], list[str]]:
     """Name each job by the overrides that differ between jobs; return the shared ones apart."""
     shared = [o for o in overrides[0] if all(o in job for job in overrides[1:])] if overrides else []
-    labels = [" ".join(o for o in job if o not in shared) or "(defaults)" for job in overrides]
+    # '+group=option' (an addition to the defaults) reads as 'group=option' in a label
+    labels = [" ".join(o.lstrip("+") for o in job if o not in shared) or "(defaults)" for job in overrides]
     return labels, shared
 
 

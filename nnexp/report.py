@@ -43,8 +43,10 @@ example:
 # overrides that do not make a different configuration: the seed, the claims, and keys that change only
 # how a run looks
 _NOT_CONFIG = DISPLAY_KEYS | {"trainer.seed", "expect"}
-_CSV_COLUMNS = ("label", "n", "monitor", "best_mean", "best_std", "best_epoch_mean", "gap_final_mean",
-                "gap_final_std", "val_acc_mean", "val_acc_std", "status", "diagnosis", "error")
+_CSV_COLUMNS = ("label", "n", "monitor", "best_mean", "best_std", "best_epoch_mean", "final_mean", "final_std",
+                "gap_final_mean",
+                "gap_final_std", "val_acc_mean", "val_acc_std", "seconds_per_epoch_mean", "seconds_per_epoch_std",
+                "status", "diagnosis", "error")
 Stat = tuple[float | None, float | None]  # mean, std (std None for one value)
 
 
@@ -129,7 +131,7 @@ def group(jobs: list[dict[str, Any]]) -> tuple[list[Config], list[str]]:
         (config.failed if job.get("status") == "failed" else config.done).append(job)
     result = list(configs.values())
     if len(result) == 1:  # nothing differs: name the configuration by all of its overrides
-        result[0].label = " ".join(result[0].overrides) or "(defaults)"
+        result[0].label = " ".join(o.lstrip("+") for o in result[0].overrides) or "(defaults)"
         return result, []
     labels, shared = sweep_labels([c.overrides for c in result])
     for config, label in zip(result, labels, strict=True):
@@ -155,8 +157,10 @@ def summarize(config: Config, monitor: str) -> dict[str, Any]:
         "label": config.label, "n": len(jobs), "monitor": monitor,
         "best": _stat([_num(value_at(j, f"best.{monitor}")) for j in jobs]),
         "best_epoch": _stat([_num(j.get("best_epoch")) for j in jobs])[0],
+        "final": _stat([_num(value_at(j, f"final.{monitor}")) for j in jobs]),
         "gap": _stat([_num(value_at(j, "gap.final")) for j in jobs]),
         "val_acc": _stat([_num(value_at(j, "final.val/acc")) for j in jobs]),
+        "seconds": _stat([_num(j.get("seconds_per_epoch")) for j in jobs]),
         "status": ", ".join(f"{s} x{n}" for s, n in statuses.most_common()),
         "diagnosis": diagnosis,
     }
@@ -193,10 +197,10 @@ def write_csv(path: Path, rows: list[dict[str, Any]], failed: list[tuple[str, st
         out = csv.writer(f)
         out.writerow(_CSV_COLUMNS)
         for r in rows:
-            out.writerow([r["label"], r["n"], r["monitor"], *r["best"], r["best_epoch"], *r["gap"], *r["val_acc"],
-                          r["status"], r["diagnosis"], ""])
+            out.writerow([r["label"], r["n"], r["monitor"], *r["best"], r["best_epoch"], *r["final"], *r["gap"],
+                          *r["val_acc"], *r["seconds"], r["status"], r["diagnosis"], ""])
         for label, seed, error in failed:
-            out.writerow([f"{label} trainer.seed={seed}" if seed else label, 1, *[""] * 8, "failed", "", error])
+            out.writerow([f"{label} trainer.seed={seed}" if seed else label, 1, *[""] * 12, "failed", "", error])
 
 
 def mean_curves(jobs: list[dict[str, Any]]) -> dict[str, list[float]]:
@@ -219,7 +223,8 @@ def mean_curves(jobs: list[dict[str, Any]]) -> dict[str, list[float]]:
 
 
 def write_plot(path: Path, configs: list[Config], rows: list[dict[str, Any]], title: str) -> bool:
-    """Mean train (dashed) and val (solid) curves per configuration; dotted line at the mean best epoch."""
+    """Mean training loss, validation loss (and accuracy) curves per configuration; dotted line at the mean
+    best epoch."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
@@ -228,31 +233,43 @@ def write_plot(path: Path, configs: list[Config], rows: list[dict[str, Any]], ti
     curves = {c.label: mean_curves(c.done) for c in configs if c.done}
     if not any(len(c.get("epoch", [])) for c in curves.values()):
         return False
-    kinds = [("loss", "loss")] + ([("acc", "accuracy")] if any("val/acc" in c for c in curves.values()) else [])
-    fig = Figure(figsize=(12, 5), dpi=100, layout="constrained")
+    has_acc = any("val/acc" in c for c in curves.values())
+    # (title, y label, the curves it draws); validation loss has its own panel on a linear scale,
+    # zoomed past the first epochs, where the differences between cures are a few hundredths
+    panels = [("training loss", "loss", ("train/loss",)), ("validation loss", "loss", ("val/loss",))]
+    if has_acc:
+        panels.append(("accuracy: train dashed, val solid", "accuracy", ("train/acc", "val/acc")))
+    fig = Figure(figsize=(15 if has_acc else 11, 4.8), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(kinds), squeeze=False)[0]
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
     colors = [f"C{i % 10}" for i in range(len(rows))]
     widths = [2.4 - 1.2 * i / max(1, len(rows) - 1) for i in range(len(rows))]  # equal curves stay visible
-    for ax, (tag, name) in zip(axes, kinds, strict=True):
+    for ax, (heading, ylabel, tags) in zip(axes, panels, strict=True):
+        shown: list[float] = []  # the values past the first tenth of each curve, for the zoom
         for row, color, width in zip(rows, colors, widths, strict=True):
             c = curves.get(row["label"], {})
-            for split, style in (("train", "--"), ("val", "-")):
-                if f"{split}/{tag}" in c:
-                    ax.plot(c["epoch"], c[f"{split}/{tag}"], style, color=color, linewidth=width)
+            for tag in tags:
+                if tag in c:
+                    style = "--" if tag.startswith("train/") and len(tags) > 1 else "-"
+                    ax.plot(c["epoch"], c[tag], style, color=color, linewidth=width)
+                    shown += [v for v in c[tag][len(c[tag]) // 10:] if math.isfinite(v)]
             if row["best_epoch"] is not None and c:
                 ax.axvline(row["best_epoch"], color=color, linestyle=":", linewidth=1.2)
-        values = [v for c in curves.values() for k in (f"train/{tag}", f"val/{tag}") for v in c.get(k, [])
-                  if math.isfinite(v)]
-        if tag == "loss" and values and min(values) > 0 and max(values) / min(values) > 100:
-            ax.set_yscale("log")
-        ax.set(xlabel="epoch", ylabel=name, title=f"{name}: train dashed, val solid")
+        if shown:
+            low, high = min(shown), max(shown)
+            if tags == ("train/loss",) and low > 0 and high / low > 100:
+                ax.set_yscale("log")
+            elif high > low:
+                pad = 0.08 * (high - low)
+                ax.set_ylim(low - pad, high + pad)
+        ax.set(xlabel="epoch", ylabel=ylabel, title=heading)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     handles = [Line2D([], [], color=color, linewidth=width, label=textwrap.fill(row["label"], 36))
                for row, color, width in zip(rows, colors, widths, strict=True)]
     handles += [Line2D([], [], color="grey", linestyle=s, label=t)
-                for s, t in (("--", "train"), ("-", "validation"), (":", "best epoch (mean)"))]
+                for s, t in (("--", "train (accuracy)"), ("-", "validation (accuracy)"), (":", "best epoch (mean)"))
+                if has_acc or s == ":"]
     fig.legend(handles=handles, loc="outside right upper", fontsize=9)
     fig.suptitle(textwrap.shorten(title, 100, placeholder=" ...)"), fontsize=11)
     fig.savefig(path)
@@ -261,8 +278,10 @@ def write_plot(path: Path, configs: list[Config], rows: list[dict[str, Any]], ti
 
 def _table(console: Console, title: str, columns: tuple[str, ...], rows: list[tuple], caption: str = "") -> None:
     table = Table(title=title, title_justify="left", caption=caption or None, caption_justify="left")
-    for col in columns:
-        table.add_column(col, justify="right" if col in ("n", "best epoch") else "left")
+    for i, col in enumerate(columns):
+        # the first column names the row: folded onto more lines, never cut short; numbers stay whole
+        table.add_column(col, justify="right" if col in ("n", "best epoch") else "left",
+                         overflow="fold", no_wrap=i > 0 and col not in ("claim", "per seed", "error"))
     for row in rows:
         table.add_row(*row)
     console.print(table)
@@ -299,13 +318,13 @@ def main(args: list[str]) -> int:
 
     console = Console(highlight=False, markup=False)  # overrides and claims hold brackets: plain text
     if not console.is_terminal:  # piped or captured: rich would assume 80 columns and wrap every row
-        console = Console(highlight=False, markup=False, width=160)
+        console = Console(highlight=False, markup=False, width=200)
     title = f"nnexp report: {_count(len(jobs), 'job')}, {_count(len(rows), 'configuration')}" + (
         f" (shared: {' '.join(shared)})" if shared else "")
-    _table(console, title, ("configuration", "n", f"best {monitor}", "best epoch", "gap (final)", "val/acc (final)",
-                            "status", "diagnosis"),
-           [(r["label"], str(r["n"]), _pm(r["best"]), _epoch(r["best_epoch"]), _pm(r["gap"]), _pm(r["val_acc"]),
-             r["status"], r["diagnosis"]) for r in rows],
+    _table(console, title, ("configuration", "n", f"best {monitor}", "best epoch", f"final {monitor}", "gap (final)",
+                            "val/acc (final)", "s/epoch", "status", "diagnosis"),
+           [(r["label"], str(r["n"]), _pm(r["best"]), _epoch(r["best_epoch"]), _pm(r["final"]), _pm(r["gap"]), _pm(r["val_acc"]),
+             _pm(r["seconds"]), r["status"], r["diagnosis"]) for r in rows],
            caption=f"sorted by best {monitor}, {'highest' if mode == 'max' else 'lowest'} first; "
                    "mean ± std over seeds; gap = val/loss - train/loss")
     if failed:

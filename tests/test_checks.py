@@ -61,5 +61,8 @@ def test_sweep_one_run_claims_and_missing_jobs():
     jobs = [summary("perceptron", s, acc, 0.7) for s, acc in ((0, 0.5), (1, 0.8))]
     (result,) = check_sweep(["final.val/acc[model=perceptron] <= 0.75"], jobs)
     assert result["pass"] is False and result["per_seed"] == {"0": True, "1": False}
+    assert result["values"] == {"0": [0.5, 0.75], "1": [0.8, 0.75]}  # one job per seed: its numbers shown
+    (pooled,) = check_sweep(["final.val/acc <= 0.75"], [*jobs, summary("mlp", 0, 0.6, 0.7)])
+    assert pooled["per_seed"]["0"] is True and "0" not in (pooled["values"] or {})  # two jobs: no single number
     (missing,) = check_sweep(["final.val/loss[model=mlp] < final.val/loss[model=perceptron]"], jobs)
     assert missing["pass"] is None  # no mlp job: N/A, not a silent PASS

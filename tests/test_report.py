@@ -37,6 +37,7 @@ def _job(root: Path, name: str, overrides: list[str], seed: int, status: str, be
                "best": {"train/loss": 0.1, "val/loss": best_val, "train/acc": 0.99, "val/acc": val_acc},
                "gap": {"best": best_val - 0.1, "final": gap},
                "diagnosis": {"label": label, "reason": "r", "suggestion": "s"}, "seed": seed,
+               "seconds_per_epoch": 0.5 + 0.1 * seed,
                "choices": {"model": "mlp", "dataset": "digits", "regularizer": overrides[0].split("=")[1]},
                "overrides": [*overrides, f"trainer.seed={seed}", "trainer.epochs=30", "trainer.progress=none"],
                "expect": CLAIMS}
@@ -69,10 +70,11 @@ def test_report_pools_seeds_per_configuration(sweep, capsys):
     assert report.main([str(sweep)]) == 0
     out = capsys.readouterr().out
     assert "7 jobs, 2 configurations (shared: trainer.epochs=30)" in out
-    assert _row(out, "regularizer=l2") == ["regularizer=l2", "3", "0.410 ± 0.010", "21", "0.100 ± 0.000",
-                                           "0.860 ± 0.010", "early_stopped x3", "good_fit"]
-    assert _row(out, "regularizer=none") == ["regularizer=none", "3", "0.520 ± 0.020", "12", "0.320 ± 0.020",
-                                             "0.820 ± 0.020", "completed x3", "overfit"]
+    assert _row(out, "regularizer=l2") == ["regularizer=l2", "3", "0.410 ± 0.010", "21", "0.138 ± 0.001", "0.100 ± 0.000",
+                                           "0.860 ± 0.010", "0.600 ± 0.100", "early_stopped x3", "good_fit"]
+    assert _row(out, "regularizer=none") == ["regularizer=none", "3", "0.520 ± 0.020", "12", "0.379 ± 0.013",
+                                             "0.320 ± 0.020",
+                                             "0.820 ± 0.020", "0.600 ± 0.100", "completed x3", "overfit"]
     # sorted by the monitored metric, val/loss: lowest first
     assert out.index("│ regularizer=l2 ") < out.index("│ regularizer=none ")
     assert "sorted by best val/loss, lowest first" in out
@@ -108,9 +110,12 @@ def test_report_writes_csv_and_png(sweep, capsys):
     l2, none, failed = rows
     assert l2["n"] == "3" and l2["monitor"] == "val/loss" and l2["status"] == "early_stopped x3"
     assert float(l2["best_mean"]) == pytest.approx(0.41) and float(l2["best_std"]) == pytest.approx(0.01)
+    assert float(none["final_mean"]) == pytest.approx(0.3794, abs=1e-4) and float(l2["final_std"]) > 0
     assert float(none["best_epoch_mean"]) == 12 and float(none["gap_final_std"]) == pytest.approx(0.02)
     assert float(none["val_acc_mean"]) == pytest.approx(0.82) and none["diagnosis"] == "overfit"
+    assert float(none["seconds_per_epoch_mean"]) == pytest.approx(0.6)
     assert failed["status"] == "failed" and "out of range" in failed["error"] and failed["best_mean"] == ""
+    assert None not in failed and None not in failed.values()  # as many cells as the header, none shifted
     with Image.open(sweep / "report.png") as png:
         assert png.format == "PNG"
         assert 1000 <= png.width <= 1600 and 400 <= png.height <= 700
@@ -126,7 +131,7 @@ def test_report_on_a_real_sweep(run_cli, tmp_path, capsys):
     assert "4 jobs, 2 configurations" in out
     for label in ("regularizer=none", "regularizer=l2"):
         row = _row(out, label)
-        assert row[1] == "2" and " ± " in row[2] and row[6] == "completed x2"
+        assert row[1] == "2" and " ± " in row[2] and float(row[7].split(" ± ")[0]) > 0 and row[8] == "completed x2"
     assert (sweep_dir / "report.png").stat().st_size > 10_000
     # a single run directory of that sweep is a report of its own
     job = next(p.parent for p in sweep_dir.glob("*/summary.json"))
