@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+import yaml
+from conftest import REPO, compose_cfg
+from omegaconf import OmegaConf
 
 from nnexp.checks import check_sweep
 
@@ -34,6 +36,9 @@ def test_every_preset_names_its_command_and_claim():
     (["experiment=xor"], 9),
     (["-m", "experiment=overfitting", "trainer.seed=0,1,2"], 3),
     (["experiment=optimizers"], 9),
+    (["experiment=mitigations"], 18),
+    (["experiment=vanishing_gradients"], 9),
+    (["experiment=lstm_vs_transformer"], 6),
     pytest.param(["experiment=cnn_vs_mlp"], 6, marks=pytest.mark.slow),
 ])
 def test_preset_claims_hold_for_seeds_0_1_2(run_cli, tmp_path, args, jobs):
@@ -45,3 +50,32 @@ def test_preset_claims_hold_for_seeds_0_1_2(run_cli, tmp_path, args, jobs):
     for claim in _claims(summaries):
         assert claim["pass"] is True, claim
         assert set(claim["per_seed"]) == {"0", "1", "2"}, claim
+
+
+@pytest.mark.parametrize(("preset", "arms"), [("mitigations", "mitigation"), ("vanishing_gradients", "deep_net")])
+def test_arm_presets_sweep_every_arm_file_and_claim_about_each(preset, arms):
+    """The arms of a preset are the files of its folder: all swept, each named in a claim, each a comment."""
+    files = sorted(p.stem for p in (REPO / "conf" / "experiment" / arms).glob("*.yaml"))
+    text = (REPO / "conf" / "experiment" / f"{preset}.yaml").read_text()
+    swept = yaml.safe_load(text)["hydra"]["sweeper"]["params"][f"+experiment/{arms}"].split(",")
+    assert sorted(swept) == files
+    claims = "\n".join(yaml.safe_load(text)["expect"])
+    assert all(f"[experiment/{arms}={arm}]" in claims for arm in files)
+    for arm in files:
+        assert (REPO / "conf" / "experiment" / arms / f"{arm}.yaml").read_text().startswith(
+            f"# @package _global_\n# An arm of experiment={preset}")
+
+
+@pytest.mark.parametrize(("arm", "key", "value"), [
+    ("none", "model.dropout", 0.0), ("l2", "optimizer.weight_decay", 0.001), ("l1", "regularizer.l1", 0.0001),
+    ("dropout", "model.dropout", 0.7), ("early_stopping", "regularizer.early_stopping.enabled", True),
+    ("smaller_model", "model.hidden", [64]),
+])
+def test_each_mitigation_arm_changes_one_thing(arm, key, value):
+    base = compose_cfg(["experiment=mitigations", "+experiment/mitigation=none"])
+    cfg = compose_cfg(["experiment=mitigations", f"+experiment/mitigation={arm}"])
+    assert OmegaConf.select(cfg, key) == value
+    plain, changed = OmegaConf.to_container(base, resolve=True), OmegaConf.to_container(cfg, resolve=True)
+    differ = {k for k in plain if plain[k] != changed[k]}
+    assert differ <= {"model", "regularizer", "optimizer"}  # nothing else: same data, budget, seed
+    assert base.model.hidden == [512, 512] and base.dataset.train_fraction == 0.3 and base.trainer.epochs == 200
