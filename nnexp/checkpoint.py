@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import os
+import random
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from nnexp.errors import ConfigError
@@ -52,7 +54,37 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         # weights_only: tensors and plain containers only, so loading never runs code from the file
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many kinds for a damaged zip/pickle
-        raise ConfigError(f"checkpoint {path}: not a readable checkpoint ({type(exc).__name__})") from exc
+        detail = (str(exc).strip().splitlines() or [""])[0].split(". ")[0][:120]  # its first sentence
+        raise ConfigError(f"checkpoint {path}: not a readable checkpoint ({type(exc).__name__}"
+                          + (f": {detail})" if detail else ")") + "; damaged or cut short?") from exc
     if not isinstance(state, dict) or "model" not in state:
         raise ConfigError(f"checkpoint {path}: not an nnexp checkpoint (no 'model' entry)")
     return state
+
+
+def rng_state() -> dict[str, Any]:
+    """Every global random number generator a run draws from, as tensors and plain values.
+
+    Stored in checkpoints so a resumed run draws the same dropout masks (torch),
+    and the same numbers from numpy and ``random`` as an uninterrupted one.
+    ``weights_only`` loading accepts all of it.
+    """
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": {"version": version, "internal": list(internal), "gauss": gauss},
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))

@@ -26,7 +26,8 @@ PROGRESS = ("auto", "rich", "plain", "none")
 # trainer keys that change how a run is shown or logged, not what it learns: they name no
 # hyperparameter (HPARAMS tab) and no configuration of a sweep (nnexp report)
 DISPLAY_KEYS = frozenset({"trainer.progress", "trainer.checkpoints", "trainer.threads", "trainer.eval_batch_size",
-                          "trainer.pictures_every", "trainer.histograms_every", "trainer.confusion_matrix"})
+                          "trainer.pictures_every", "trainer.histograms_every", "trainer.confusion_matrix",
+                          "trainer.resume"})
 
 
 @dataclass
@@ -62,6 +63,7 @@ class TrainerConf:
     pictures_every: int = 20  # epochs between decision-boundary / attention images; 0 = never
     histograms_every: int = 20  # epochs between weight/grad histograms and grad_norm scalars; 0 = never
     confusion_matrix: bool = True  # validation confusion matrix at the end of a classification run
+    resume: str | None = None  # null | auto | a run folder or checkpoint file (nnexp/resume.py)
 
 
 @dataclass
@@ -161,6 +163,8 @@ _RULES: list[tuple[str, Any, str]] = [
     ("trainer.pictures_every", _int_at_least(0), "an integer >= 0 (epochs; 0 = never)"),
     ("trainer.histograms_every", _int_at_least(0), "an integer >= 0 (epochs; 0 = never)"),
     ("trainer.confusion_matrix", lambda v: isinstance(v, bool), "true or false"),
+    ("trainer.resume", lambda v: v is None or (isinstance(v, str) and v.strip() != ""),
+     "null, auto, or a run folder or checkpoint file"),
     ("loss", lambda v: v in LOSSES, "one of " + ", ".join(LOSSES)),
     ("optimizer.lr", _positive, "a finite number > 0"),
     ("optimizer.momentum", lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),

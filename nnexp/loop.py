@@ -42,6 +42,8 @@ class EpochStats:
     # vanishing-gradient picture
     grad_norm_first: float | None = None
     grad_norm_last: float | None = None
+    sums: EpochSums | None = None  # where the pass stands, for a mid-epoch checkpoint
+    bad_step: int | None = None  # the step (from 1) whose loss was NaN/Inf
 
 
 def end_weights(model: nn.Module) -> tuple[str, str] | None:
@@ -84,6 +86,26 @@ def evaluate(model: nn.Module, split: Split, objective: Objective, batch_size: i
     return total_loss.item() / n, acc
 
 
+@dataclass
+class EpochSums:
+    """Running sums of an epoch in progress: what a mid-epoch checkpoint must carry to finish it exactly."""
+    step: int = 0  # batches done
+    loss: float = 0.0  # sum of batch-mean loss x batch size
+    correct: int = 0
+    seen: int = 0
+    units: int = 0
+    grad_first: float = 0.0  # sums over steps of the two gradient norms
+    grad_last: float = 0.0
+    grad_steps: int = 0
+
+    def state_dict(self) -> dict[str, float | int]:
+        return dict(vars(self))
+
+    @classmethod
+    def from_state(cls, state: dict[str, float | int]) -> EpochSums:
+        return cls(**state)
+
+
 def train_one_epoch(
     model: nn.Module,
     split: Split,
@@ -92,8 +114,15 @@ def train_one_epoch(
     settings: FitSettings,
     generator: torch.Generator,
     stop_requested: Callable[[], bool],
+    sums: EpochSums | None = None,
 ) -> EpochStats:
-    """One pass over shuffled ``split``."""
+    """One pass over shuffled ``split``; with ``sums`` of a checkpoint, the rest of an interrupted pass.
+
+    The order is drawn from ``generator`` first, so a generator restored to its
+    state at the start of the epoch gives the same order and the pass resumes at
+    batch ``sums.step``. A non-finite loss stops the pass before its optimizer
+    step: the weights stay those of the last good step.
+    """
     model.train()
     device = split.x.device
     n = len(split)
@@ -102,16 +131,24 @@ def train_one_epoch(
     l1_params = [p for p in model.parameters() if p.ndim > 1] if settings.l1 > 0 else []
     params = dict(model.named_parameters())
     ends = [params[name] for name in end_weights(model) or ()]
-    first_sum, last_sum = torch.zeros((), device=device), torch.zeros((), device=device)  # summed over steps
-    steps = 0
-    total_loss = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    seen = units = 0
-    for start in range(0, n, settings.batch_size):
+    done = sums or EpochSums()
+    # on the device, summed over steps without a host sync; folded into ``done`` at the end
+    first_sum = torch.tensor(done.grad_first, device=device)
+    last_sum = torch.tensor(done.grad_last, device=device)
+    total_loss = torch.tensor(done.loss, device=device)
+    correct = torch.tensor(done.correct, device=device, dtype=torch.long)
+    seen, units, grad_steps, step = done.seen, done.units, done.grad_steps, done.step
+    bad_step = None
+    for start in range(step * settings.batch_size, n, settings.batch_size):
         idx = order[start:start + settings.batch_size]
         xb, yb = split.x[idx], split.y[idx]  # (B, *input_shape), (B,) or (B, T) per step
         out = model(xb)
         loss = objective.loss(out, yb)  # the data loss: what train/loss reports
+        if not torch.isfinite(loss):  # stop before the step that would carry NaN/Inf into the weights
+            bad_step = step + 1
+            total_loss += loss.detach() * len(idx)
+            seen += len(idx)
+            break
         objective_value = loss
         if l1_params:
             objective_value = loss + settings.l1 * sum(p.abs().sum() for p in l1_params)
@@ -120,7 +157,7 @@ def train_one_epoch(
         if ends and ends[0].grad is not None and ends[-1].grad is not None:  # two small kernels, no sync
             first_sum.add_(torch.linalg.vector_norm(ends[0].grad, dtype=torch.float32))
             last_sum.add_(torch.linalg.vector_norm(ends[-1].grad, dtype=torch.float32))
-            steps += 1
+            grad_steps += 1
         if settings.grad_clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
         optimizer.step()
@@ -130,13 +167,48 @@ def train_one_epoch(
             correct += objective.correct(out.detach(), yb)
         seen += len(idx)
         units += objective.units(yb)
+        step += 1
         if stop_requested():
             break
-    acc = correct.item() / units if objective.correct is not None else None
+    sums_now = EpochSums(step, total_loss.item(), int(correct.item()), seen, units, first_sum.item(),
+                         last_sum.item(), grad_steps)
+    acc = sums_now.correct / units if objective.correct is not None and units else None
     first = last = None
-    if steps:
-        first, last = (torch.stack([first_sum, last_sum]) / steps).tolist()
-    return EpochStats(total_loss.item() / seen, acc, seen == n, first, last)
+    if grad_steps:
+        first, last = sums_now.grad_first / grad_steps, sums_now.grad_last / grad_steps
+    return EpochStats(sums_now.loss / max(seen, 1), acc, seen == n and bad_step is None, first, last,
+                      sums=sums_now, bad_step=bad_step)
+
+
+@dataclass
+class TrainState:
+    """What fit() carries from epoch to epoch beyond model, optimizer, scheduler and early stopping.
+
+    A checkpoint stores it (``state_dict``), so a resumed run continues exactly:
+    the same batches in the same order, the epoch in progress finished from the
+    batch it stopped at.
+    """
+    generator: torch.Generator  # draws each epoch's order: CPU, so the order is the same on any device
+    epoch: int = 0  # epochs completed
+    epoch_start: torch.Tensor | None = None  # generator state when the current epoch drew its order
+    sums: EpochSums | None = None  # the epoch in progress, when stopped mid-epoch
+    history: list[dict[str, float | None]] = field(default_factory=list)
+    best_state: dict | None = None  # weights of the best epoch, for restore_best
+
+    @classmethod
+    def new(cls, seed: int) -> TrainState:
+        return cls(torch.Generator().manual_seed(seed))
+
+    def state_dict(self) -> dict:
+        """Plain containers and tensors (best_state lives in best.pt)."""
+        return {"generator": self.generator.get_state(), "epoch": self.epoch, "epoch_start": self.epoch_start,
+                "sums": self.sums.state_dict() if self.sums else None, "history": self.history}
+
+    def load_state_dict(self, state: dict) -> None:
+        """The position and history; the generator's state is restored with the other random states."""
+        self.epoch, self.epoch_start = state["epoch"], state["epoch_start"]
+        self.sums = EpochSums.from_state(state["sums"]) if state["sums"] else None
+        self.history = list(state["history"])
 
 
 def fit(
@@ -149,26 +221,45 @@ def fit(
     stopper: EarlyStopping,
     on_epoch_end: EpochHook = lambda epoch, metrics, improved: None,
     stop_requested: Callable[[], bool] = lambda: False,
+    state: TrainState | None = None,
 ) -> FitResult:
-    generator = torch.Generator().manual_seed(settings.seed)
-    result = FitResult(status="completed", epochs_run=0)
-    best_state: dict | None = None
+    """Train from ``state`` (a new one: from scratch) to ``settings.epochs``, or until stopped."""
+    state = state or TrainState.new(settings.seed)
+    result = FitResult(status="completed", epochs_run=state.epoch, history=state.history)
 
-    for epoch in range(1, settings.epochs + 1):  # epochs count from 1
+    for epoch in range(state.epoch + 1, settings.epochs + 1):  # epochs count from 1
         start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trains with
-        stats = train_one_epoch(model, data.train, objective, optimizer, settings, generator, stop_requested)
+        if state.sums is not None:  # finishing an epoch a checkpoint stopped in: draw the same order again
+            state.generator.set_state(state.epoch_start)
+        else:
+            state.epoch_start = state.generator.get_state()
+        stats = train_one_epoch(model, data.train, objective, optimizer, settings, state.generator, stop_requested,
+                                sums=state.sums)
+        state.sums = None
         train_loss, train_acc = stats.loss, stats.acc
-        if not stats.whole:  # a signal arrived mid-epoch: this epoch's numbers are partial, do not log them
+        if stats.bad_step is not None:
+            val_loss, val_acc = evaluate(model, data.val, objective, settings.eval_batch_size)
+            metrics = {"train/loss": train_loss, "val/loss": val_loss, "train/acc": train_acc, "val/acc": val_acc,
+                       "lr": lr, "seconds": time.perf_counter() - start}
+            result.history.append({"epoch": epoch, **metrics})
+            result.epochs_run = epoch
+            result.status = "diverged"
+            result.message = (f"train/loss became {stats.loss} in epoch {epoch}, step {stats.bad_step}; "
+                              f"the weights are those of the step before")
+            on_epoch_end(epoch, metrics, False)  # logged, so the curve shows it; never checkpointed
+            break
+        if not stats.whole:  # a stop was asked for mid-epoch: keep the position, log nothing partial
+            state.sums = stats.sums
             result.status = "interrupted"
-            result.message = f"interrupted during epoch {epoch}"
+            result.message = f"interrupted during epoch {epoch} after step {stats.sums.step}"
             break
         val_loss, val_acc = evaluate(model, data.val, objective, settings.eval_batch_size)
         metrics = {"train/loss": train_loss, "val/loss": val_loss, "train/acc": train_acc,
                    "val/acc": val_acc, "lr": lr, "seconds": time.perf_counter() - start,
                    "grad_norm/first_layer": stats.grad_norm_first, "grad_norm/last_layer": stats.grad_norm_last}
         result.history.append({"epoch": epoch, **metrics})
-        result.epochs_run = epoch
+        result.epochs_run = state.epoch = epoch
 
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
             result.status = "diverged"
@@ -184,7 +275,7 @@ def fit(
                 scheduler.step()
         improved = stopper.update(epoch, metrics)
         if improved and stopper.enabled and stopper.restore_best:
-            best_state = copy.deepcopy(model.state_dict())
+            state.best_state = copy.deepcopy(model.state_dict())
         on_epoch_end(epoch, metrics, improved)
 
         if stopper.should_stop:
@@ -196,7 +287,7 @@ def fit(
             result.message = f"interrupted after epoch {epoch}"
             break
 
-    if best_state is not None and result.status in ("completed", "early_stopped"):
-        model.load_state_dict(best_state)
+    if state.best_state is not None and result.status in ("completed", "early_stopped"):
+        model.load_state_dict(state.best_state)
         result.restored_best = stopper.best_epoch != result.epochs_run
     return result

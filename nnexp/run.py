@@ -28,15 +28,15 @@ from hydra.types import RunMode
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from nnexp import __version__, pictures
-from nnexp.checkpoint import atomic_write, save_checkpoint
+from nnexp import __version__, pictures, resume
+from nnexp.checkpoint import atomic_write, rng_state, save_checkpoint, set_rng_state
 from nnexp.checks import check_run, parse, split_override, verdict
 from nnexp.config import DISPLAY_KEYS, check_ranges
 from nnexp.console import Reporter
 from nnexp.diagnosis import diagnose
 from nnexp.early_stopping import EarlyStopping
 from nnexp.errors import EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_TERMINATED, ConfigError, NnexpError
-from nnexp.loop import FitSettings, end_weights, evaluate, fit
+from nnexp.loop import FitSettings, TrainState, end_weights, evaluate, fit
 from nnexp.losses import make_objective
 from nnexp.models import count_parameters
 from nnexp.signals import StopSignals
@@ -280,20 +280,51 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
     active = {k for k, on in (("early_stopping", es.enabled), ("weight_decay", reg.weight_decay > 0 or reg.l1 > 0),
                               ("dropout", reg.dropout > 0)) if on}
 
+    train_state = TrainState.new(tc.seed)
+    resumed: dict[str, Any] | None = None
+    if tc.resume is not None:
+        where, target = resume.locate(tc.resume, run_dir, resolved)
+        if where is not None:
+            ckpt, path = resume.load(where)
+            _restore(ckpt, path, model, optimizer, scheduler, stopper, train_state)
+            best = path.parent / "best.pt"
+            if stopper.enabled and stopper.restore_best and stopper.best_epoch and best.exists():
+                train_state.best_state = resume.load(best)[0]["model"]
+            resumed = {"checkpoint": str(path), "epoch": train_state.epoch,
+                       "step": train_state.sums.step if train_state.sums else 0}
+            if target.resolve() != run_dir.resolve():  # continue in the run's own folder, not a new one
+                _discard_run_dir(run_dir, keep_log=False)
+                if logdir == str(run_dir):
+                    logdir = str(target)
+                run_dir = target
+                _log_to(run_dir / "train.log")
+        else:
+            log.info("trainer.resume=auto: no unfinished run with this config; starting a new run")
+
     # Everything is built: from here on the run writes files.
     run_dir.mkdir(parents=True, exist_ok=True)
     log.info("run dir %s | device %s | %d parameters | overrides %s", run_dir, device, num_params, overrides)
-    tracker = Tracker(run_dir, classification=objective.correct is not None)
+    if resumed:
+        log.info("resumed from %s: epoch %d done, step %d of the next", resumed["checkpoint"], resumed["epoch"],
+                 resumed["step"])
+    tracker = Tracker(run_dir, classification=objective.correct is not None,
+                      resume_epoch=train_state.epoch if resumed else None)
     ckpt_dir = run_dir / "checkpoints"
 
-    def checkpoint(epoch: int, metrics: dict[str, Any]) -> dict[str, Any]:
+    def checkpoint(epoch: int, metrics: dict[str, Any] | None) -> dict[str, Any]:
+        """Everything to continue exactly from here: weights, optimizer, schedule, early stopping, the
+        position (epoch, and batch within it), and every random state."""
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
                 "early_stopping": stopper.state_dict(), "epoch": epoch, "metrics": metrics,
+                "train_state": train_state.state_dict(), "rng": rng_state(),
                 "config": resolved, "nnexp_version": __version__}
 
     title = (f"nnexp: {choices.get('model', '?')} on {data.name} ({len(data.train)} train / {len(data.val)} val), "
              f"{num_params:,} parameters, {device}  ->  {run_dir}")
+    if resumed:
+        title += (f"  (resumed after epoch {resumed['epoch']}"
+                  + (f", step {resumed['step']} of the next" if resumed["step"] else "") + ")")
     reporter = Reporter(tc.progress, epochs=tc.epochs, title=title)
 
     boundary = pictures.has_decision_boundary(data)
@@ -308,16 +339,17 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
     def on_epoch_end(epoch: int, metrics: dict[str, Any], improved: bool) -> None:
         tracker.log_epoch(epoch, metrics)
         finite = math.isfinite(metrics["train/loss"]) and math.isfinite(metrics["val/loss"])
-        if tc.checkpoints and finite:  # a non-finite state never overwrites a good checkpoint
-            state = checkpoint(epoch, metrics)
-            if improved:
-                save_checkpoint(ckpt_dir / "best.pt", state)
-            save_checkpoint(ckpt_dir / "last.pt", state)
         if finite and tc.histograms_every and epoch % tc.histograms_every == 0:
             tracker.log_histograms(model.named_parameters(), epoch)  # p.grad: the epoch's last step
             tracker.log_grad_norms(model.named_parameters(), epoch)
         if finite and tc.pictures_every and epoch % tc.pictures_every == 0:
             log_pictures(epoch)
+        if tc.checkpoints and finite:  # a non-finite state never overwrites a good checkpoint
+            tracker.flush()  # what a checkpoint holds is on disk first: a kill after it loses no curve
+            state = checkpoint(epoch, metrics)
+            if improved:
+                save_checkpoint(ckpt_dir / "best.pt", state)
+            save_checkpoint(ckpt_dir / "last.pt", state)
         reporter.epoch(epoch, metrics, improved)
         log.info("epoch %d %s%s", epoch, {k: v for k, v in metrics.items()}, " (best)" if improved else "")
 
@@ -326,7 +358,10 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
     try:
         with reporter, StopSignals() as signals:
             result = fit(model, data, objective, optimizer, scheduler, settings, stopper,
-                         on_epoch_end=on_epoch_end, stop_requested=signals)
+                         on_epoch_end=on_epoch_end, stop_requested=signals, state=train_state)
+            if result.status == "interrupted" and tc.checkpoints and train_state.sums is not None:
+                # stopped mid-epoch: keep the position, so trainer.resume finishes this epoch exactly
+                save_checkpoint(ckpt_dir / "last.pt", checkpoint(train_state.epoch, None))
         if result.status in ("completed", "early_stopped"):  # pictures of the model the run ends with
             if tc.pictures_every and result.epochs_run % tc.pictures_every:
                 log_pictures(result.epochs_run)  # the last step of the IMAGES slider: the model the run ends with
@@ -367,6 +402,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
             "loss": objective.name,
             "choices": _public_choices(choices),
             "overrides": overrides,
+            "resumed_from": resumed,
             "run_dir": str(run_dir),
         }
         if result.status == "interrupted":
@@ -403,6 +439,42 @@ def exit_code(summary: dict[str, Any]) -> int:
     if status == "interrupted":
         return EXIT_INTERRUPTED if summary.get("signal") == "SIGINT" else EXIT_TERMINATED
     return 0
+
+
+def _restore_rng(ckpt: dict[str, Any], train_state: TrainState) -> None:
+    """The shuffling generator and the global generators (dropout, numpy, random), as the checkpoint left them."""
+    train_state.generator.set_state(ckpt["train_state"]["generator"])
+    set_rng_state(ckpt["rng"])
+
+
+def _restore(ckpt: dict[str, Any], path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+             scheduler: Any, stopper: EarlyStopping, train_state: TrainState) -> None:
+    """Load a checkpoint into the built run; one line naming the file on anything that does not fit."""
+    if "train_state" not in ckpt or "rng" not in ckpt:
+        raise ConfigError(f"checkpoint {path}: has no training position or random states (written by nnexp "
+                          f"{ckpt.get('nnexp_version', '< 0.2')}), so it cannot be resumed exactly")
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:  # size mismatch, missing or unexpected keys: torch lists them one per line
+        details = [ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()]
+        raise ConfigError(f"checkpoint {path}: does not fit this model: "
+                          f"{details[0] if details else exc}") from None
+    try:
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if scheduler is not None and ckpt.get("scheduler") is not None:
+            scheduler.load_state_dict(ckpt["scheduler"])
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise ConfigError(f"checkpoint {path}: its optimizer state does not fit this optimizer: {exc}") from None
+    stopper.load_state_dict(ckpt["early_stopping"])
+    train_state.load_state_dict(ckpt["train_state"])
+    _restore_rng(ckpt, train_state)
+
+
+def _log_to(file: Path) -> None:
+    """Send the run's log (Hydra's file handler was for the discarded folder) to ``file``, appending."""
+    handler = logging.FileHandler(file, mode="a", delay=True)
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    logging.getLogger().addHandler(handler)
 
 
 def _discard_run_dir(run_dir: Path, keep_log: bool) -> None:

@@ -9,6 +9,7 @@ every run and a sweep lines up in the HPARAMS tab.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +19,8 @@ import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+from nnexp.checkpoint import atomic_write
 
 CSV_COLUMNS = ("epoch", "train/loss", "val/loss", "train/acc", "val/acc", "lr", "seconds",
                "grad_norm/first_layer", "grad_norm/last_layer")
@@ -29,17 +32,28 @@ HISTOGRAM_BINS = 30  # equal-width buckets between a tensor's min and max
 
 
 class Tracker:
-    def __init__(self, run_dir: Path, *, classification: bool) -> None:
+    def __init__(self, run_dir: Path, *, classification: bool, resume_epoch: int | None = None) -> None:
+        """``resume_epoch``: continuing a run whose checkpoint is at that epoch. Anything logged after it (a
+        kill can land between logging an epoch and saving its checkpoint) is dropped: CSV rows here, and
+        TensorBoard events through ``purge_step``, so the curves read as one uninterrupted run."""
         self.run_dir = Path(run_dir)
-        self.writer = SummaryWriter(log_dir=str(self.run_dir), flush_secs=30)
+        purge = None if resume_epoch is None else resume_epoch + 1
+        self.writer = SummaryWriter(log_dir=str(self.run_dir), flush_secs=30, purge_step=purge)
         # one chart overlaying train and val loss, one for accuracy: the overfitting picture
         layout = {"curves": {"loss": ["Multiline", ["train/loss", "val/loss"]]}}
         if classification:
             layout["curves"]["accuracy"] = ["Multiline", ["train/acc", "val/acc"]]
         self.writer.add_custom_scalars(layout)
-        self._csv_file = open(self.run_dir / "metrics.csv", "w", newline="")  # noqa: SIM115 - open for the run
+        path = self.run_dir / "metrics.csv"
+        kept = _rows_up_to(path, resume_epoch) if resume_epoch is not None else []
+        if kept:  # rewritten whole (atomically), then appended to
+            text = io.StringIO()
+            csv.writer(text).writerows([list(CSV_COLUMNS), *kept])
+            atomic_write(path, text.getvalue().encode())
+        self._csv_file = open(path, "a" if kept else "w", newline="")  # noqa: SIM115 - open for the run
         self._csv = csv.writer(self._csv_file)
-        self._csv.writerow(CSV_COLUMNS)
+        if not kept:
+            self._csv.writerow(CSV_COLUMNS)
         self._csv_file.flush()
 
     def log_epoch(self, epoch: int, metrics: dict[str, float | None]) -> None:
@@ -104,10 +118,23 @@ class Tracker:
         for tag, value in values.items():
             self.writer.add_scalar(tag, value, step)
 
+    def flush(self) -> None:
+        self.writer.flush()
+        self._csv_file.flush()
+
     def close(self) -> None:
         self.writer.flush()
         self.writer.close()
         self._csv_file.close()
+
+
+def _rows_up_to(path: Path, epoch: int) -> list[list[str]]:
+    """The rows of an existing metrics.csv for epochs 1..epoch, in CSV_COLUMNS order."""
+    if epoch < 1 or not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("epoch", "").isdigit() and int(r["epoch"]) <= epoch]
+    return [[r.get(c) or "" for c in CSV_COLUMNS] for r in rows]
 
 
 def _cell(value: float | None) -> str:

@@ -214,7 +214,7 @@ def test_fit_diverges_when_the_loss_turns_nan_after_epoch_2():
     result, _, _, calls = run_fit(stopper, epochs=10, data=data,
                                   objective=dataclasses.replace(base, loss=loss), on_epoch=on_epoch)
     assert result.status == "diverged" and result.epochs_run == 3
-    assert result.message == "train/loss became nan in epoch 3"
+    assert result.message == "train/loss became nan in epoch 3, step 1; the weights are those of the step before"
     assert [c[0] for c in calls] == [1, 2, 3]
     assert math.isnan(calls[-1][1]["train/loss"]) and calls[-1][2] is False
     assert all(math.isfinite(c[1]["train/loss"]) for c in calls[:2])
@@ -231,5 +231,5 @@ def test_fit_interrupted_mid_epoch_does_not_log_the_partial_epoch():
         return batches["n"] >= 5
 
     result, _, _, calls = run_fit(EarlyStopping(patience=100), epochs=10, stop_requested=stop_requested)
-    assert result.status == "interrupted" and result.message == "interrupted during epoch 2"
+    assert result.status == "interrupted" and result.message == "interrupted during epoch 2 after step 1"
     assert result.epochs_run == 1 and len(result.history) == 1 and [c[0] for c in calls] == [1]
