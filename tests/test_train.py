@@ -201,6 +201,10 @@ def test_same_seed_same_curves_other_seed_differs(run_cli, tmp_path):
 
     assert losses(0, "a") == losses(0, "b")
     assert losses(0, "a") != losses(1, "c")
+    weights = {name: torch.load(tmp_path / name / "checkpoints" / "last.pt", weights_only=True)["model"]
+               for name in "abc"}
+    assert all(torch.equal(weights["a"][k], weights["b"][k]) for k in weights["a"])  # bit-identical
+    assert not all(torch.equal(weights["a"][k], weights["c"][k]) for k in weights["a"])
 
 
 def test_cosine_schedule_lowers_the_logged_lr(run_cli, tmp_path):
