@@ -101,7 +101,9 @@ def register() -> None:
     """Register the schema and resolvers; safe to call more than once."""
     ConfigStore.instance().store(name="nnexp_schema", node=TrainConf)
     if not OmegaConf.has_resolver("nnexp_uid"):
-        OmegaConf.register_new_resolver("nnexp_uid", _uid)
+        # cached in the config, like Hydra's ${now:}: Hydra copies the cache into each job's config, so a
+        # launcher that runs jobs in other processes (joblib, submitit) still names one sweep folder
+        OmegaConf.register_new_resolver("nnexp_uid", _uid, use_cache=True)
     if not OmegaConf.has_resolver("nnexp_flat"):
         OmegaConf.register_new_resolver("nnexp_flat", flat_name)
 

@@ -42,6 +42,26 @@ def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: node}
 
 
+def config_hash(config: dict[str, Any]) -> str:
+    """A fingerprint of what a run computes: the resolved config without the keys that only change how it
+    looks. Stored in summary.json; a sweep run again skips a job whose folder holds a finished run with it."""
+    import hashlib
+
+    flat = {k: v for k, v in _flat(config).items() if k not in DISPLAY_KEYS}
+    return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def finished_here(run_dir: Path, config: dict[str, Any]) -> dict[str, Any] | None:
+    """The summary of a finished run of this very config in ``run_dir``, else None."""
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if summary.get("status") in FINISHED and summary.get("config_hash") == config_hash(config):
+        return summary
+    return None
+
+
 def same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Do two resolved configs describe the same training run?"""
     fa, fb = _flat(a), _flat(b)

@@ -64,12 +64,30 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def configure_torch(threads: int, seed: int, deterministic: bool) -> None:
+def _cores() -> int:
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
-        cores = os.cpu_count() or 1
-    torch.set_num_threads(threads or cores)
+        return os.cpu_count() or 1
+
+
+def jobs_in_parallel() -> int:
+    """How many jobs of this sweep run at once on this machine: 1 unless a parallel Hydra launcher runs it."""
+    if not HydraConfig.initialized():
+        return 1
+    launcher = HydraConfig.get().launcher
+    target = str(launcher.get("_target_", ""))
+    if "joblib" in target.lower():
+        n = int(launcher.get("n_jobs") or 1)
+        return max(1, _cores() + 1 + n if n < 0 else n)  # joblib: -1 = all cores, -2 = all but one
+    if "submitit" in target.lower() and "Local" in target:
+        return max(1, int(launcher.get("array_parallelism") or 1))
+    return 1
+
+
+def configure_torch(threads: int, seed: int, deterministic: bool) -> None:
+    """``threads`` 0: the cores this process may use, shared out among jobs running at once."""
+    torch.set_num_threads(threads or max(1, _cores() // jobs_in_parallel()))
     # Weight decay drives unused weights (digits' blank border pixels) toward 0 through denormal
     # floats, which x86 CPUs compute in slow microcode; flushed to 0, the L2 arm of
     # experiment=mitigations takes half the time with identical metrics (benchmarks/RESULTS_loop.md).
@@ -303,7 +321,8 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
 
     # Everything is built: from here on the run writes files.
     run_dir.mkdir(parents=True, exist_ok=True)
-    log.info("run dir %s | device %s | %d parameters | overrides %s", run_dir, device, num_params, overrides)
+    log.info("run dir %s | device %s | %d torch threads | %d parameters | overrides %s", run_dir, device,
+             torch.get_num_threads(), num_params, overrides)
     if resumed:
         log.info("resumed from %s: epoch %d done, step %d of the next", resumed["checkpoint"], resumed["epoch"],
                  resumed["step"])
@@ -325,7 +344,9 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
     if resumed:
         title += (f"  (resumed after epoch {resumed['epoch']}"
                   + (f", step {resumed['step']} of the next" if resumed["step"] else "") + ")")
-    reporter = Reporter(tc.progress, epochs=tc.epochs, title=title)
+    # jobs running side by side would interleave their progress lines: each keeps its own train.log
+    progress = "none" if tc.progress == "auto" and jobs_in_parallel() > 1 else tc.progress
+    reporter = Reporter(progress, epochs=tc.epochs, title=title)
 
     boundary = pictures.has_decision_boundary(data)
 
@@ -403,6 +424,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
             "choices": _public_choices(choices),
             "overrides": overrides,
             "resumed_from": resumed,
+            "config_hash": resume.config_hash(resolved),
             "run_dir": str(run_dir),
         }
         if result.status == "interrupted":
@@ -515,6 +537,13 @@ def task(cfg: DictConfig, jobs: list[dict[str, Any]]) -> float | None:
     logdir = str(Path(hc.sweep.dir)) if multirun else str(run_dir)
     job: dict[str, Any] = {"overrides": overrides, "run_dir": str(run_dir), "sweep_dir": logdir if multirun else None}
     jobs.append(job)
+    if multirun:  # the same sweep run again: a job already done for this very config is not run twice
+        done = resume.finished_here(run_dir, OmegaConf.to_container(cfg, resolve=True))
+        if done is not None:
+            log.info("already done (%s) with this config: skipped", done["status"])
+            print(f"nnexp: job {hc.job.num} ({' '.join(overrides)}): already done ({done['status']}), skipped")
+            job.update(status=done["status"], code=0, summary=done, skipped=True)
+            return done.get("best_value")
     try:
         summary = run(cfg, run_dir, overrides, dict(hc.runtime.choices), logdir=logdir)
         code = exit_code(summary)

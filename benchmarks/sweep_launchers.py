@@ -1,0 +1,72 @@
+"""Wall time of one sweep, Hydra's basic launcher (one job after another) against joblib (parallel processes).
+
+    python benchmarks/sweep_launchers.py            # full measurement, writes benchmarks/RESULTS_sweeps.md
+    python benchmarks/sweep_launchers.py --quick    # seconds: checks the script still works, measures nothing
+
+The sweep is the one the README shows: ``nnexp train -m optimizer=sgd,adam trainer.seed=0,1`` (four jobs of
+the default demo). Each measurement is a fresh ``python -m nnexp`` process in an empty folder, so the joblib
+numbers include starting its worker processes. Runs alternate basic/joblib; the table reports medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pictures_overhead import machine  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS_sweeps.md"
+SWEEP = ["-m", "optimizer=sgd,adam", "trainer.seed=0,1", "trainer.progress=none"]
+LAUNCHERS = {"basic (one at a time)": [], "joblib (hydra/launcher=joblib)": ["hydra/launcher=joblib"]}
+
+
+def once(extra: list[str]) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "nnexp", "train", *SWEEP, *extra], cwd=tmp,
+                              capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        if proc.returncode:
+            raise RuntimeError(f"{' '.join(extra)} exited {proc.returncode}: {proc.stderr[-500:]}")
+        jobs = len(list(Path(tmp).glob("outputs/multirun/*/*/*/summary.json")))
+        if jobs != 4:
+            raise RuntimeError(f"{' '.join(extra)}: {jobs} job summaries, expected 4")
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="2 epochs, 1 repeat: a smoke test, not a measurement")
+    args = parser.parse_args(argv)
+    repeats = 1 if args.quick else args.repeats
+    quick = ["trainer.epochs=2"] if args.quick else []
+    times: dict[str, list[float]] = {name: [] for name in LAUNCHERS}
+    for r in range(repeats):
+        for name in (list(LAUNCHERS) if r % 2 == 0 else list(reversed(LAUNCHERS))):
+            times[name].append(once([*LAUNCHERS[name], *quick]))
+    basic = statistics.median(times["basic (one at a time)"])
+    lines = ["| launcher | wall time (s) | ratio to basic |", "|---|---:|---:|"]
+    for name, values in times.items():
+        median = statistics.median(values)
+        lines.append(f"| {name} | {median:.2f} | {median / basic:.3f} |")
+    lines += ["", f"`nnexp train {' '.join(SWEEP)}` plus the launcher; medians of {repeats} alternating runs; "
+              "the whole process, worker start-up included."]
+    text = "\n".join(lines)
+    print(text)
+    if not args.quick:
+        command = " ".join(["python benchmarks/sweep_launchers.py", *(argv if argv is not None else sys.argv[1:])])
+        RESULTS.write_text(f"# Sweep launchers\n\n`{command}`, {date.today()}\n\nMachine: {machine()}\n\n{text}\n")
+        print(f"\nwritten to {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

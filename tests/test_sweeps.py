@@ -1,0 +1,121 @@
+"""Sweeps beyond one process: Hydra's joblib and submitit launchers, the Optuna sweeper, and sweeps that
+pick up where an earlier run of the same command left off."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nnexp import report
+
+pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="pip install -e '.[sweep]'")
+pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install -e '.[sweep]'")
+pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[sweep]'")
+
+QUICK = ["dataset=xor", "trainer.epochs=3", "trainer.progress=none"]
+
+
+def _nnexp(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """The real entry point in a fresh process: launchers start worker processes of their own."""
+    return subprocess.run([sys.executable, "-m", "nnexp", "train", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+
+
+def _sweep(cwd: Path) -> Path:
+    (sweep,) = (cwd / "outputs" / "multirun").glob("*/*")
+    return sweep
+
+
+def _summaries(sweep: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(sweep.glob("*/summary.json"))]
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def test_joblib_runs_the_jobs_in_parallel_processes_without_oversubscribing(tmp_path):
+    proc = _nnexp(tmp_path, "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *QUICK,
+                  "optimizer=sgd,adam", "trainer.seed=0,1")
+    assert proc.returncode == 0, proc.stderr
+    sweep = _sweep(tmp_path)  # one sweep folder, though each job resolved its config in a worker process
+    summaries = _summaries(sweep)
+    assert len(summaries) == 4 and {s["status"] for s in summaries} == {"completed"}
+    assert len({s["seed"] for s in summaries}) == 2
+    threads = max(1, _cores() // 2)  # the cores shared by the 2 jobs running at once
+    for log in sweep.glob("*/train.log"):
+        assert f"| {threads} torch threads |" in log.read_text()
+    assert "sweep: 4 jobs" in proc.stdout and f"tensorboard --logdir {sweep.relative_to(tmp_path)}" in proc.stdout
+
+
+def test_submitit_local_runs_each_job_as_its_own_process(tmp_path):
+    proc = _nnexp(tmp_path, "-m", "hydra/launcher=submitit_local", *QUICK, "trainer.seed=0,1")
+    assert proc.returncode == 0, proc.stderr
+    summaries = _summaries(_sweep(tmp_path))
+    assert [s["seed"] for s in summaries] == [0, 1] and all(s["status"] == "completed" for s in summaries)
+    assert "sweep: 2 jobs" in proc.stdout
+
+
+def test_optuna_preset_runs_8_trials_and_reports_the_best(tmp_path, capsys):
+    proc = _nnexp(tmp_path, "hparams_search=mlp_optuna", "trainer.epochs=3", "trainer.progress=none")
+    assert proc.returncode == 0, proc.stderr
+    sweep = _sweep(tmp_path)
+    summaries = _summaries(sweep)
+    assert len(summaries) == 8
+    # each job returned its best val/loss to the sweeper, which optimized it
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    best = min(s["best_value"] for s in summaries)
+    assert results["best_value"] == pytest.approx(best)
+    assert f"(val/loss {best:.4g} at epoch" in proc.stdout  # nnexp names the best job too
+    assert report.main([str(sweep)]) == 0
+    assert "8 jobs" in capsys.readouterr().out
+
+
+def test_running_a_finished_sweep_again_runs_nothing_new(run_cli, tmp_path):
+    args = ("train", "-m", *QUICK, "trainer.seed=0,1")
+    assert run_cli(*args)[0] == 0
+    sweep = _sweep(tmp_path)
+    stamps = {p: p.stat().st_mtime_ns for p in sweep.glob("*/summary.json")}
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    assert _sweep(tmp_path) == sweep  # the same folder, no new one
+    assert {p: p.stat().st_mtime_ns for p in sweep.glob("*/summary.json")} == stamps  # nothing ran again
+    assert f"All 2 jobs were already done in {sweep.relative_to(tmp_path)}: nothing new to run." in out
+    assert "already done (completed), skipped" in out
+
+
+def test_running_a_sweep_again_runs_only_the_failed_and_missing_jobs(run_cli, tmp_path):
+    args = ("train", "-m", *QUICK, "trainer.seed=0,1,2")
+    assert run_cli(*args)[0] == 0
+    sweep = _sweep(tmp_path)
+    jobs = sorted(sweep.glob("*/summary.json"))
+    (jobs[1]).unlink()  # lost: e.g. the machine went down before it finished
+    failed = json.loads(jobs[2].read_text())
+    jobs[2].write_text(json.dumps({**failed, "status": "failed"}))  # as a crashed job leaves it
+    kept = jobs[0].stat().st_mtime_ns
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    assert jobs[0].stat().st_mtime_ns == kept
+    assert [json.loads(p.read_text())["status"] for p in jobs] == ["completed"] * 3
+    assert "1 of 3 jobs were already done before this command and were skipped." in out
+
+
+def test_another_command_or_another_config_is_another_sweep(run_cli, tmp_path):
+    assert run_cli("train", "-m", *QUICK, "trainer.seed=0,1")[0] == 0
+    assert run_cli("train", "-m", *QUICK, "trainer.seed=0,1,2")[0] == 0
+    assert len(list((tmp_path / "outputs" / "multirun").glob("*/*"))) == 2
+
+
+def test_launcher_benchmark_quick_mode_runs():
+    """The benchmark script must keep working; its timings are not asserted."""
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(repo / "benchmarks" / "sweep_launchers.py"), "--quick"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "| joblib (hydra/launcher=joblib) |" in proc.stdout
