@@ -7,6 +7,7 @@ Keep this module light: ``nnexp --help``, ``nnexp train --help`` and
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -99,6 +100,13 @@ def train(args: list[str]) -> int:
     config.register()
     config.new_run_id()
     _STATE.update(started=False, jobs=[], sweep_dir=None, started_at=time.time())
+    scratch = None
+    if int(os.environ.get("RANK", "0")) > 0 and "WORLD_SIZE" in os.environ:
+        # a DDP rank other than 0 (torchrun): rank 0 owns the run folder, this one writes nowhere
+        import tempfile
+
+        scratch = tempfile.mkdtemp(prefix=f"nnexp-rank{os.environ['RANK']}-")
+        args = [*args, f"hydra.run.dir={scratch}", "hydra.output_subdir=null"]
     app = hydra.main(config_path=str(config.config_dir()), config_name="train", version_base="1.3")(_hydra_task)
     saved_argv, saved_stderr = sys.argv, sys.stderr
     sys.argv = ["nnexp train", *args]  # Hydra parses sys.argv
@@ -121,6 +129,10 @@ def train(args: list[str]) -> int:
         held.release()
         _STATE["held"] = None
         sys.argv, sys.stderr = saved_argv, saved_stderr
+        if scratch is not None:
+            import shutil
+
+            shutil.rmtree(scratch, ignore_errors=True)
     if sweep_dir is None:
         return 0
     return _after_sweep(sweep_dir, _STATE["jobs"])

@@ -64,6 +64,7 @@ class TrainerConf:
     histograms_every: int = 20  # epochs between weight/grad histograms and grad_norm scalars; 0 = never
     confusion_matrix: bool = True  # validation confusion matrix at the end of a classification run
     resume: str | None = None  # null | auto | a run folder or checkpoint file (nnexp/resume.py)
+    strategy: str = "auto"  # auto: one process | ddp: DistributedDataParallel under torchrun
 
 
 @dataclass
@@ -165,6 +166,7 @@ _RULES: list[tuple[str, Any, str]] = [
     ("trainer.pictures_every", _int_at_least(0), "an integer >= 0 (epochs; 0 = never)"),
     ("trainer.histograms_every", _int_at_least(0), "an integer >= 0 (epochs; 0 = never)"),
     ("trainer.confusion_matrix", lambda v: isinstance(v, bool), "true or false"),
+    ("trainer.strategy", lambda v: v in ("auto", "ddp"), "one of auto, ddp (ddp under torchrun)"),
     ("trainer.resume", lambda v: v is None or (isinstance(v, str) and v.strip() != ""),
      "null, auto, or a run folder or checkpoint file"),
     ("loss", lambda v: v in LOSSES, "one of " + ", ".join(LOSSES)),

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from nnexp.data import Data, Split
+from nnexp.distributed import SINGLE, Dist
 from nnexp.early_stopping import EarlyStopping
 from nnexp.losses import Objective
 
@@ -24,11 +25,12 @@ from nnexp.losses import Objective
 @dataclass
 class FitSettings:
     epochs: int
-    batch_size: int
+    batch_size: int  # the global batch: under DDP the ranks share each batch
     eval_batch_size: int = 1024
     grad_clip: float | None = None
     l1: float = 0.0
     seed: int = 0
+    dist: Dist = SINGLE
 
 
 @dataclass
@@ -66,12 +68,19 @@ EpochHook = Callable[[int, dict, bool], None]
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, objective: Objective, batch_size: int = 1024) -> tuple[float, float | None]:
-    """Mean loss and accuracy (None for regression) of ``model`` on ``split``, in eval mode."""
+def evaluate(model: nn.Module, split: Split, objective: Objective, batch_size: int = 1024,
+             dist: Dist = SINGLE) -> tuple[float, float | None]:
+    """Mean loss and accuracy (None for regression) of ``model`` on ``split``, in eval mode.
+
+    Under DDP each rank scores every W-th sample and the sums are added up across ranks.
+    """
     was_training = model.training
     model.eval()
-    total_loss = torch.zeros((), device=split.x.device)
-    correct = torch.zeros((), device=split.x.device, dtype=torch.long)
+    device = split.x.device
+    if dist.active:
+        split = Split(split.x[dist.rank::dist.world], split.y[dist.rank::dist.world])
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
     n = len(split)
     units = 0  # answers scored: samples, or tokens for per-step targets
     for start in range(0, n, batch_size):
@@ -82,8 +91,9 @@ def evaluate(model: nn.Module, split: Split, objective: Objective, batch_size: i
             correct += objective.correct(out, yb)
         units += objective.units(yb)
     model.train(was_training)
-    acc = correct.item() / units if objective.correct is not None else None
-    return total_loss.item() / n, acc
+    loss_sum, right, n, units = dist.sum([total_loss.item(), float(correct.item()), float(n), float(units)], device)
+    acc = right / units if objective.correct is not None else None
+    return loss_sum / n, acc
 
 
 @dataclass
@@ -139,19 +149,26 @@ def train_one_epoch(
     correct = torch.tensor(done.correct, device=device, dtype=torch.long)
     seen, units, grad_steps, step = done.seen, done.units, done.grad_steps, done.step
     bad_step = None
+    d = settings.dist
     for start in range(step * settings.batch_size, n, settings.batch_size):
         idx = order[start:start + settings.batch_size]
+        batch = len(idx)
+        if d.active:  # this rank's share of the global batch
+            idx = idx[d.rank::d.world]
         xb, yb = split.x[idx], split.y[idx]  # (B, *input_shape), (B,) or (B, T) per step
         out = model(xb)
-        loss = objective.loss(out, yb)  # the data loss: what train/loss reports
-        if not torch.isfinite(loss):  # stop before the step that would carry NaN/Inf into the weights
+        loss = objective.loss(out, yb) if len(idx) else out.sum() * 0.0  # the data loss: what train/loss reports
+        finite = bool(torch.isfinite(loss))
+        if (d.any(not finite, device) if d.active else not finite):  # stop before NaN/Inf reaches the weights
             bad_step = step + 1
             total_loss += loss.detach() * len(idx)
             seen += len(idx)
             break
         objective_value = loss
+        if d.active:  # DDP averages the ranks' gradients: weight each by its share, so the mean is the batch's
+            objective_value = loss * (len(idx) * d.world / batch)
         if l1_params:
-            objective_value = loss + settings.l1 * sum(p.abs().sum() for p in l1_params)
+            objective_value = objective_value + settings.l1 * sum(p.abs().sum() for p in l1_params)
         optimizer.zero_grad(set_to_none=True)
         objective_value.backward()
         if ends and ends[0].grad is not None and ends[-1].grad is not None:  # two small kernels, no sync
@@ -168,10 +185,13 @@ def train_one_epoch(
         seen += len(idx)
         units += objective.units(yb)
         step += 1
-        if stop_requested():
+        if not d.active and stop_requested():  # under DDP the ranks agree on stopping at the epoch's end
             break
-    sums_now = EpochSums(step, total_loss.item(), int(correct.item()), seen, units, first_sum.item(),
-                         last_sum.item(), grad_steps)
+    loss_sum, right, seen, units = total_loss.item(), int(correct.item()), seen, units
+    if d.active:  # this epoch's numbers over all ranks (the gradient norms are the same on every rank)
+        loss_sum, right, seen, units = d.sum([loss_sum, float(right), float(seen), float(units)], device)
+        right, seen, units = int(right), int(seen), int(units)
+    sums_now = EpochSums(step, loss_sum, right, seen, units, first_sum.item(), last_sum.item(), grad_steps)
     acc = sums_now.correct / units if objective.correct is not None and units else None
     first = last = None
     if grad_steps:
@@ -239,7 +259,7 @@ def fit(
         state.sums = None
         train_loss, train_acc = stats.loss, stats.acc
         if stats.bad_step is not None:
-            val_loss, val_acc = evaluate(model, data.val, objective, settings.eval_batch_size)
+            val_loss, val_acc = evaluate(model, data.val, objective, settings.eval_batch_size, settings.dist)
             metrics = {"train/loss": train_loss, "val/loss": val_loss, "train/acc": train_acc, "val/acc": val_acc,
                        "lr": lr, "seconds": time.perf_counter() - start}
             result.history.append({"epoch": epoch, **metrics})
@@ -254,7 +274,7 @@ def fit(
             result.status = "interrupted"
             result.message = f"interrupted during epoch {epoch} after step {stats.sums.step}"
             break
-        val_loss, val_acc = evaluate(model, data.val, objective, settings.eval_batch_size)
+        val_loss, val_acc = evaluate(model, data.val, objective, settings.eval_batch_size, settings.dist)
         metrics = {"train/loss": train_loss, "val/loss": val_loss, "train/acc": train_acc,
                    "val/acc": val_acc, "lr": lr, "seconds": time.perf_counter() - start,
                    "grad_norm/first_layer": stats.grad_norm_first, "grad_norm/last_layer": stats.grad_norm_last}
@@ -282,7 +302,10 @@ def fit(
             result.status = "early_stopped"
             result.message = stopper.reason
             break
-        if stop_requested():
+        stop = stop_requested()
+        if settings.dist.active:  # a signal may reach one rank first: all stop together
+            stop = settings.dist.any(stop, data.train.x.device)
+        if stop:
             result.status = "interrupted"
             result.message = f"interrupted after epoch {epoch}"
             break

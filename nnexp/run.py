@@ -28,7 +28,7 @@ from hydra.types import RunMode
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from nnexp import __version__, pictures, resume
+from nnexp import __version__, distributed, pictures, resume
 from nnexp.checkpoint import atomic_write, rng_state, save_checkpoint, set_rng_state
 from nnexp.checks import check_run, parse, split_override, verdict
 from nnexp.config import DISPLAY_KEYS, check_ranges
@@ -40,7 +40,7 @@ from nnexp.loop import FitSettings, TrainState, end_weights, evaluate, fit
 from nnexp.losses import make_objective
 from nnexp.models import count_parameters
 from nnexp.signals import StopSignals
-from nnexp.tracking import Tracker
+from nnexp.tracking import NullTracker, Tracker
 
 log = logging.getLogger("nnexp")
 
@@ -271,6 +271,10 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
     tc, reg = cfg.trainer, cfg.regularizer
 
     device = select_device(tc.device)
+    if tc.strategy == "ddp" and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise ConfigError("trainer.strategy=ddp trains one run over several processes; it cannot be a job of a "
+                          "sweep (-m): start each run with torchrun")
+    ranks, device = distributed.setup(tc.strategy, device)
     configure_torch(tc.threads, tc.seed, tc.deterministic)
 
     model_target = _model_target(cfg.model)
@@ -291,13 +295,15 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
     stopper = EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience, min_delta=es.min_delta,
                             restore_best=es.restore_best, enabled=es.enabled)
     settings = FitSettings(epochs=tc.epochs, batch_size=tc.batch_size, eval_batch_size=tc.eval_batch_size,
-                           grad_clip=tc.grad_clip, l1=reg.l1, seed=tc.seed)
+                           grad_clip=tc.grad_clip, l1=reg.l1, seed=tc.seed, dist=ranks)
     data = data.to(device)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     num_params = count_parameters(model)
     active = {k for k, on in (("early_stopping", es.enabled), ("weight_decay", reg.weight_decay > 0 or reg.l1 > 0),
                               ("dropout", reg.dropout > 0)) if on}
 
+    if ranks.active:  # every rank reads rank 0's run folder (to resume); only rank 0 writes into it
+        run_dir = Path(ranks.broadcast(str(run_dir)))
     train_state = TrainState.new(tc.seed)
     resumed: dict[str, Any] | None = None
     if tc.resume is not None:
@@ -319,15 +325,23 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
         else:
             log.info("trainer.resume=auto: no unfinished run with this config; starting a new run")
 
+    trained = model  # what fit() trains: the model itself, or its DDP wrapper that averages gradients
+    if ranks.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    writes = ranks.main  # under DDP only rank 0 writes files and prints
+
     # Everything is built: from here on the run writes files.
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if writes:
+        run_dir.mkdir(parents=True, exist_ok=True)
     log.info("run dir %s | device %s | %d torch threads | %d parameters | overrides %s", run_dir, device,
              torch.get_num_threads(), num_params, overrides)
     if resumed:
         log.info("resumed from %s: epoch %d done, step %d of the next", resumed["checkpoint"], resumed["epoch"],
                  resumed["step"])
-    tracker = Tracker(run_dir, classification=objective.correct is not None,
-                      resume_epoch=train_state.epoch if resumed else None)
+    tracker = (Tracker(run_dir, classification=objective.correct is not None,
+                       resume_epoch=train_state.epoch if resumed else None) if writes else NullTracker())
     ckpt_dir = run_dir / "checkpoints"
 
     def checkpoint(epoch: int, metrics: dict[str, Any] | None) -> dict[str, Any]:
@@ -345,12 +359,14 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
         title += (f"  (resumed after epoch {resumed['epoch']}"
                   + (f", step {resumed['step']} of the next" if resumed["step"] else "") + ")")
     # jobs running side by side would interleave their progress lines: each keeps its own train.log
-    progress = "none" if tc.progress == "auto" and jobs_in_parallel() > 1 else tc.progress
+    progress = "none" if (tc.progress == "auto" and jobs_in_parallel() > 1) or not writes else tc.progress
     reporter = Reporter(progress, epochs=tc.epochs, title=title)
 
     boundary = pictures.has_decision_boundary(data)
 
     def log_pictures(step: int) -> None:
+        if not writes:
+            return
         if boundary:  # 2-D data: the IMAGES slider shows the boundary forming
             tracker.log_image("pictures/decision_boundary", pictures.decision_boundary(model, data, device), step)
         # transformers: each layer's heads on one validation example
@@ -365,7 +381,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
             tracker.log_grad_norms(model.named_parameters(), epoch)
         if finite and tc.pictures_every and epoch % tc.pictures_every == 0:
             log_pictures(epoch)
-        if tc.checkpoints and finite:  # a non-finite state never overwrites a good checkpoint
+        if tc.checkpoints and finite and writes:  # a non-finite state never overwrites a good checkpoint
             tracker.flush()  # what a checkpoint holds is on disk first: a kill after it loses no curve
             state = checkpoint(epoch, metrics)
             if improved:
@@ -378,15 +394,15 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
     summary: dict[str, Any] = {"status": "failed", "run_dir": str(run_dir)}
     try:
         with reporter, StopSignals() as signals:
-            result = fit(model, data, objective, optimizer, scheduler, settings, stopper,
+            result = fit(trained, data, objective, optimizer, scheduler, settings, stopper,
                          on_epoch_end=on_epoch_end, stop_requested=signals, state=train_state)
-            if result.status == "interrupted" and tc.checkpoints and train_state.sums is not None:
+            if result.status == "interrupted" and tc.checkpoints and writes and train_state.sums is not None:
                 # stopped mid-epoch: keep the position, so trainer.resume finishes this epoch exactly
                 save_checkpoint(ckpt_dir / "last.pt", checkpoint(train_state.epoch, None))
         if result.status in ("completed", "early_stopped"):  # pictures of the model the run ends with
             if tc.pictures_every and result.epochs_run % tc.pictures_every:
                 log_pictures(result.epochs_run)  # the last step of the IMAGES slider: the model the run ends with
-            if tc.confusion_matrix and data.task == "classification":
+            if tc.confusion_matrix and data.task == "classification" and writes:
                 image = pictures.confusion_matrix(model, data.val, data.num_classes, tc.eval_batch_size)
                 tracker.log_image("pictures/confusion_matrix", image, result.epochs_run)
         test = None
@@ -441,7 +457,8 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
              "final/val/acc": final.get("val/acc"), "best_epoch": best_epoch},
             step=result.epochs_run,
         )
-        reporter.summary(summary, words, logdir or str(run_dir))
+        if writes:
+            reporter.summary(summary, words, logdir or str(run_dir))
         for line in words:
             log.info(line)
     except BaseException as exc:
@@ -450,7 +467,9 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
         raise
     finally:
         tracker.close()
-        _write_summary(run_dir, summary)
+        if writes:
+            _write_summary(run_dir, summary)
+        distributed.teardown(ranks)
     return summary
 
 

@@ -152,3 +152,10 @@ def _hparam_values(hparams: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = str(value)
     return out
+
+
+class NullTracker:
+    """What ranks other than 0 log under DDP: nothing."""
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - every Tracker method, doing nothing
+        return lambda *args, **kwargs: None

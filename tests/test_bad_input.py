@@ -93,6 +93,7 @@ BAD = [
     (["model=perceptron", "dataset=digits"], "two-class dataset"),
     (["loss=perceptron", "dataset=spirals"], "loss=perceptron needs exactly 2 classes"),
     (["model=lenet5", "dataset=moons"], "lenet5 needs images"),
+    (["trainer.strategy=fsdp"], "trainer.strategy='fsdp' is out of range; allowed: one of auto, ddp"),
     # resume with nothing to resume
     (["trainer.resume=no/such/run"], "trainer.resume=no/such/run: no such run folder or checkpoint file"),
     (["trainer.resume=."], "trainer.resume=.: . holds no checkpoints/last.pt, so there is nothing to resume"),
