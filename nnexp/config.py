@@ -65,6 +65,9 @@ class TrainerConf:
     confusion_matrix: bool = True  # validation confusion matrix at the end of a classification run
     resume: str | None = None  # null | auto | a run folder or checkpoint file (nnexp/resume.py)
     strategy: str = "auto"  # auto: one process | ddp: DistributedDataParallel under torchrun
+    precision: str = "32"  # 32 | bf16 | 16 (autocast; 16 with a GradScaler, CUDA only)
+    channels_last: bool = False  # image models: NHWC memory layout (faster convolutions on recent GPUs)
+    compile: bool = False  # torch.compile the model (off: on CPU it is slower for these small models)
 
 
 @dataclass
@@ -167,6 +170,9 @@ _RULES: list[tuple[str, Any, str]] = [
     ("trainer.histograms_every", _int_at_least(0), "an integer >= 0 (epochs; 0 = never)"),
     ("trainer.confusion_matrix", lambda v: isinstance(v, bool), "true or false"),
     ("trainer.strategy", lambda v: v in ("auto", "ddp"), "one of auto, ddp (ddp under torchrun)"),
+    ("trainer.precision", lambda v: str(v) in ("32", "bf16", "16"), "one of 32, bf16, 16"),
+    ("trainer.channels_last", lambda v: isinstance(v, bool), "true or false"),
+    ("trainer.compile", lambda v: isinstance(v, bool), "true or false"),
     ("trainer.resume", lambda v: v is None or (isinstance(v, str) and v.strip() != ""),
      "null, auto, or a run folder or checkpoint file"),
     ("loss", lambda v: v in LOSSES, "one of " + ", ".join(LOSSES)),

@@ -7,6 +7,7 @@ calls when metrics are logged), never per step.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -31,6 +32,18 @@ class FitSettings:
     l1: float = 0.0
     seed: int = 0
     dist: Dist = SINGLE
+    precision: str = "32"  # 32 | bf16 | 16: autocast of forward and loss to that float type
+    scaler: torch.amp.GradScaler | None = None  # fp16 on CUDA: scales the loss so small gradients survive
+
+    def autocast(self, device: torch.device):  # noqa: ANN201 - a context manager
+        return autocast(self.precision, device)
+
+
+def autocast(precision: str, device: torch.device):  # noqa: ANN201 - a context manager
+    """Forward passes and losses in ``precision`` (a no-op at 32); the weights stay float32."""
+    if precision == "32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
 @dataclass
@@ -69,7 +82,7 @@ EpochHook = Callable[[int, dict, bool], None]
 
 @torch.no_grad()
 def evaluate(model: nn.Module, split: Split, objective: Objective, batch_size: int = 1024,
-             dist: Dist = SINGLE) -> tuple[float, float | None]:
+             dist: Dist = SINGLE, precision: str = "32") -> tuple[float, float | None]:
     """Mean loss and accuracy (None for regression) of ``model`` on ``split``, in eval mode.
 
     Under DDP each rank scores every W-th sample and the sums are added up across ranks.
@@ -85,8 +98,9 @@ def evaluate(model: nn.Module, split: Split, objective: Objective, batch_size: i
     units = 0  # answers scored: samples, or tokens for per-step targets
     for start in range(0, n, batch_size):
         xb, yb = split.x[start:start + batch_size], split.y[start:start + batch_size]
-        out = model(xb)
-        total_loss += objective.loss(out, yb) * len(xb)
+        with autocast(precision, device):
+            out = model(xb)
+            total_loss += objective.loss(out, yb).float() * len(xb)
         if objective.correct is not None:
             correct += objective.correct(out, yb)
         units += objective.units(yb)
@@ -156,8 +170,10 @@ def train_one_epoch(
         if d.active:  # this rank's share of the global batch
             idx = idx[d.rank::d.world]
         xb, yb = split.x[idx], split.y[idx]  # (B, *input_shape), (B,) or (B, T) per step
-        out = model(xb)
-        loss = objective.loss(out, yb) if len(idx) else out.sum() * 0.0  # the data loss: what train/loss reports
+        with settings.autocast(device):
+            out = model(xb)
+            # the data loss: what train/loss reports
+            loss = (objective.loss(out, yb) if len(idx) else out.sum() * 0.0).float()
         finite = bool(torch.isfinite(loss))
         if (d.any(not finite, device) if d.active else not finite):  # stop before NaN/Inf reaches the weights
             bad_step = step + 1
@@ -170,14 +186,23 @@ def train_one_epoch(
         if l1_params:
             objective_value = objective_value + settings.l1 * sum(p.abs().sum() for p in l1_params)
         optimizer.zero_grad(set_to_none=True)
-        objective_value.backward()
+        scaler = settings.scaler
+        if scaler is not None:
+            scaler.scale(objective_value).backward()
+            scaler.unscale_(optimizer)  # the true gradients, for the norms and clipping below
+        else:
+            objective_value.backward()
         if ends and ends[0].grad is not None and ends[-1].grad is not None:  # two small kernels, no sync
             first_sum.add_(torch.linalg.vector_norm(ends[0].grad, dtype=torch.float32))
             last_sum.add_(torch.linalg.vector_norm(ends[-1].grad, dtype=torch.float32))
             grad_steps += 1
         if settings.grad_clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-        optimizer.step()
+        if scaler is not None:
+            scaler.step(optimizer)  # skipped when fp16 overflowed; the scale adapts
+            scaler.update()
+        else:
+            optimizer.step()
 
         total_loss += loss.detach() * len(idx)
         if objective.correct is not None:
@@ -274,7 +299,8 @@ def fit(
             result.status = "interrupted"
             result.message = f"interrupted during epoch {epoch} after step {stats.sums.step}"
             break
-        val_loss, val_acc = evaluate(model, data.val, objective, settings.eval_batch_size, settings.dist)
+        val_loss, val_acc = evaluate(model, data.val, objective, settings.eval_batch_size, settings.dist,
+                                     settings.precision)
         metrics = {"train/loss": train_loss, "val/loss": val_loss, "train/acc": train_acc,
                    "val/acc": val_acc, "lr": lr, "seconds": time.perf_counter() - start,
                    "grad_norm/first_layer": stats.grad_norm_first, "grad_norm/last_layer": stats.grad_norm_last}
@@ -295,7 +321,7 @@ def fit(
                 scheduler.step()
         improved = stopper.update(epoch, metrics)
         if improved and stopper.enabled and stopper.restore_best:
-            state.best_state = copy.deepcopy(model.state_dict())
+            state.best_state = copy.deepcopy(_unwrapped(model).state_dict())
         on_epoch_end(epoch, metrics, improved)
 
         if stopper.should_stop:
@@ -311,6 +337,13 @@ def fit(
             break
 
     if state.best_state is not None and result.status in ("completed", "early_stopped"):
-        model.load_state_dict(state.best_state)
+        _unwrapped(model).load_state_dict(state.best_state)
         result.restored_best = stopper.best_epoch != result.epochs_run
     return result
+
+
+def _unwrapped(model: nn.Module) -> nn.Module:
+    """The model inside torch.compile's and DistributedDataParallel's wrappers (whose state_dict keys carry
+    ``_orig_mod.`` and ``module.``): best.pt and the restored best weights use the plain keys."""
+    model = getattr(model, "_orig_mod", model)
+    return getattr(model, "module", model)

@@ -16,6 +16,7 @@ import random
 import sys
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from statistics import mean
 from typing import Any
@@ -33,6 +34,7 @@ from nnexp.checkpoint import atomic_write, rng_state, save_checkpoint, set_rng_s
 from nnexp.checks import check_run, parse, split_override, verdict
 from nnexp.config import DISPLAY_KEYS, check_ranges
 from nnexp.console import Reporter
+from nnexp.data import Split
 from nnexp.diagnosis import diagnose
 from nnexp.early_stopping import EarlyStopping
 from nnexp.errors import EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_TERMINATED, ConfigError, NnexpError
@@ -276,6 +278,13 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
                           "sweep (-m): start each run with torchrun")
     ranks, device = distributed.setup(tc.strategy, device)
     configure_torch(tc.threads, tc.seed, tc.deterministic)
+    precision = str(tc.precision)
+    if precision == "16" and device.type != "cuda":
+        raise ConfigError(f"trainer.precision=16 needs a CUDA GPU (float16 autocast with a GradScaler); this run is "
+                          f"on {device.type}: use trainer.precision=bf16 or 32")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("trainer.precision=bf16: this GPU has no bfloat16; use trainer.precision=16 or 32")
+    scaler = torch.amp.GradScaler("cuda") if precision == "16" else None
 
     model_target = _model_target(cfg.model)
     data = _build("dataset", cfg.dataset)
@@ -295,8 +304,18 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
     stopper = EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience, min_delta=es.min_delta,
                             restore_best=es.restore_best, enabled=es.enabled)
     settings = FitSettings(epochs=tc.epochs, batch_size=tc.batch_size, eval_batch_size=tc.eval_batch_size,
-                           grad_clip=tc.grad_clip, l1=reg.l1, seed=tc.seed, dist=ranks)
+                           grad_clip=tc.grad_clip, l1=reg.l1, seed=tc.seed, dist=ranks, precision=precision,
+                           scaler=scaler)
     data = data.to(device)
+    if tc.channels_last:
+        if data.train.x.ndim == 4:  # (N, C, H, W) images: NHWC in memory, for the model and the data alike
+            model = model.to(memory_format=torch.channels_last)
+            data = replace(data, **{name: Split(split.x.contiguous(memory_format=torch.channels_last), split.y)
+                                    for name in ("train", "val", "test")
+                                    if (split := getattr(data, name)) is not None})
+        else:
+            log.warning("trainer.channels_last applies to images (N, C, H, W); %s inputs are %s: ignored",
+                        data.name, tuple(data.train.x.shape[1:]))
     resolved = OmegaConf.to_container(cfg, resolve=True)
     num_params = count_parameters(model)
     active = {k for k, on in (("early_stopping", es.enabled), ("weight_decay", reg.weight_decay > 0 or reg.l1 > 0),
@@ -311,6 +330,8 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
         if where is not None:
             ckpt, path = resume.load(where)
             _restore(ckpt, path, model, optimizer, scheduler, stopper, train_state)
+            if scaler is not None and ckpt.get("scaler"):
+                scaler.load_state_dict(ckpt["scaler"])
             best = path.parent / "best.pt"
             if stopper.enabled and stopper.restore_best and stopper.best_epoch and best.exists():
                 train_state.best_state = resume.load(best)[0]["model"]
@@ -330,6 +351,11 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
         from torch.nn.parallel import DistributedDataParallel
 
         trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if tc.compile:
+        if device.type == "cpu":
+            log.warning("trainer.compile on CPU: compiling takes a while and these small models usually run "
+                        "slower compiled; it pays off on GPUs")
+        trained = torch.compile(trained)
     writes = ranks.main  # under DDP only rank 0 writes files and prints
 
     # Everything is built: from here on the run writes files.
@@ -351,6 +377,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
                 "early_stopping": stopper.state_dict(), "epoch": epoch, "metrics": metrics,
                 "train_state": train_state.state_dict(), "rng": rng_state(),
+                "scaler": scaler.state_dict() if scaler is not None else None,
                 "config": resolved, "nnexp_version": __version__}
 
     title = (f"nnexp: {choices.get('model', '?')} on {data.name} ({len(data.train)} train / {len(data.val)} val), "
@@ -407,7 +434,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
                 tracker.log_image("pictures/confusion_matrix", image, result.epochs_run)
         test = None
         if data.test is not None and result.status != "diverged":
-            test_loss, test_acc = evaluate(model, data.test, objective, tc.eval_batch_size)
+            test_loss, test_acc = evaluate(model, data.test, objective, tc.eval_batch_size, precision=precision)
             test = {"test/loss": test_loss, "test/acc": test_acc}
         best_epoch = stopper.best_epoch or None
         best = _metrics_at(result.history, best_epoch) if best_epoch else {}

@@ -93,6 +93,9 @@ BAD = [
     (["model=perceptron", "dataset=digits"], "two-class dataset"),
     (["loss=perceptron", "dataset=spirals"], "loss=perceptron needs exactly 2 classes"),
     (["model=lenet5", "dataset=moons"], "lenet5 needs images"),
+    (["trainer.precision=fp8"], "trainer.precision='fp8' is out of range; allowed: one of 32, bf16, 16"),
+    (["trainer.channels_last=maybe"], "trainer.channels_last"),
+    (["trainer.compile=sometimes"], "trainer.compile"),
     (["trainer.strategy=fsdp"], "trainer.strategy='fsdp' is out of range; allowed: one of auto, ddp"),
     # resume with nothing to resume
     (["trainer.resume=no/such/run"], "trainer.resume=no/such/run: no such run folder or checkpoint file"),
