@@ -27,7 +27,7 @@ PROGRESS = ("auto", "rich", "plain", "none")
 # hyperparameter (HPARAMS tab) and no configuration of a sweep (nnexp report)
 DISPLAY_KEYS = frozenset({"trainer.progress", "trainer.checkpoints", "trainer.threads", "trainer.eval_batch_size",
                           "trainer.pictures_every", "trainer.histograms_every", "trainer.confusion_matrix",
-                          "trainer.resume"})
+                          "trainer.resume", "trainer.tensorboard", "trainer.log_every_n_steps"})
 
 
 @dataclass
@@ -63,6 +63,8 @@ class TrainerConf:
     pictures_every: int = 20  # epochs between decision-boundary / attention images; 0 = never
     histograms_every: int = 20  # epochs between weight/grad histograms and grad_norm scalars; 0 = never
     confusion_matrix: bool = True  # validation confusion matrix at the end of a classification run
+    tensorboard: bool = True  # false: no event file (metrics.csv and summary.json are still written)
+    log_every_n_steps: int = 0  # > 0: also log train/loss_step every N optimizer steps (one host sync each)
     resume: str | None = None  # null | auto | a run folder or checkpoint file (nnexp/resume.py)
     strategy: str = "auto"  # auto: one process | ddp: DistributedDataParallel under torchrun
     precision: str = "32"  # 32 | bf16 | 16 (autocast; 16 with a GradScaler, CUDA only)
@@ -169,6 +171,8 @@ _RULES: list[tuple[str, Any, str]] = [
     ("trainer.pictures_every", _int_at_least(0), "an integer >= 0 (epochs; 0 = never)"),
     ("trainer.histograms_every", _int_at_least(0), "an integer >= 0 (epochs; 0 = never)"),
     ("trainer.confusion_matrix", lambda v: isinstance(v, bool), "true or false"),
+    ("trainer.tensorboard", lambda v: isinstance(v, bool), "true or false"),
+    ("trainer.log_every_n_steps", _int_at_least(0), "an integer >= 0 (optimizer steps; 0 = once per epoch only)"),
     ("trainer.strategy", lambda v: v in ("auto", "ddp"), "one of auto, ddp (ddp under torchrun)"),
     ("trainer.precision", lambda v: str(v) in ("32", "bf16", "16"), "one of 32, bf16, 16"),
     ("trainer.channels_last", lambda v: isinstance(v, bool), "true or false"),

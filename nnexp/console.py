@@ -62,7 +62,7 @@ class Reporter:
             print(f"epoch {epoch:>{width}}/{self.epochs}  {_epoch_line(metrics)}  lr {metrics['lr']:.3g}{mark}",
                   flush=True)
 
-    def summary(self, summary: dict[str, Any], words: list[str], logdir: str) -> None:
+    def summary(self, summary: dict[str, Any], words: list[str], logdir: str | None) -> None:
         """The final table (best vs final epoch), the verdict in words, and how to look at the curves."""
         best, final = summary.get("best") or {}, summary.get("final") or {}
         table = Table(title=f"nnexp run: {summary['status']}", title_justify="left")
@@ -77,4 +77,8 @@ class Reporter:
         self.console.print(table)
         for line in words:
             self.console.print(line, soft_wrap=False)
-        print(f"See the curves:  tensorboard --logdir {logdir}", flush=True)  # unwrapped: copy-pasteable
+        if logdir is not None:  # None: the run wrote no TensorBoard events
+            print(f"See the curves:  tensorboard --logdir {logdir}", flush=True)  # unwrapped: copy-pasteable
+        else:
+            print(f"The curves are in {summary.get('run_dir', '.')}/metrics.csv (trainer.tensorboard=false).",
+                  flush=True)

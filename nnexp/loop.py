@@ -34,6 +34,10 @@ class FitSettings:
     dist: Dist = SINGLE
     precision: str = "32"  # 32 | bf16 | 16: autocast of forward and loss to that float type
     scaler: torch.amp.GradScaler | None = None  # fp16 on CUDA: scales the loss so small gradients survive
+    # > 0: on_step(global step, the step's loss tensor) every that many optimizer steps; what it does
+    # with the tensor (``.item()``, a host sync) happens only at those steps
+    log_every_n_steps: int = 0
+    on_step: Callable[[int, torch.Tensor], None] | None = None
 
     def autocast(self, device: torch.device):  # noqa: ANN201 - a context manager
         return autocast(self.precision, device)
@@ -139,6 +143,7 @@ def train_one_epoch(
     generator: torch.Generator,
     stop_requested: Callable[[], bool],
     sums: EpochSums | None = None,
+    epoch: int = 1,
 ) -> EpochStats:
     """One pass over shuffled ``split``; with ``sums`` of a checkpoint, the rest of an interrupted pass.
 
@@ -164,6 +169,8 @@ def train_one_epoch(
     seen, units, grad_steps, step = done.seen, done.units, done.grad_steps, done.step
     bad_step = None
     d = settings.dist
+    every = settings.log_every_n_steps if settings.on_step is not None else 0
+    steps_before = (epoch - 1) * math.ceil(n / settings.batch_size)  # global steps of the epochs before
     for start in range(step * settings.batch_size, n, settings.batch_size):
         idx = order[start:start + settings.batch_size]
         batch = len(idx)
@@ -210,6 +217,8 @@ def train_one_epoch(
         seen += len(idx)
         units += objective.units(yb)
         step += 1
+        if every and (steps_before + step) % every == 0:
+            settings.on_step(steps_before + step, loss.detach())
         if not d.active and stop_requested():  # under DDP the ranks agree on stopping at the epoch's end
             break
     loss_sum, right, seen, units = total_loss.item(), int(correct.item()), seen, units
@@ -280,7 +289,7 @@ def fit(
         else:
             state.epoch_start = state.generator.get_state()
         stats = train_one_epoch(model, data.train, objective, optimizer, settings, state.generator, stop_requested,
-                                sums=state.sums)
+                                sums=state.sums, epoch=epoch)
         state.sums = None
         train_loss, train_acc = stats.loss, stats.acc
         if stats.bad_step is not None:

@@ -367,7 +367,13 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
         log.info("resumed from %s: epoch %d done, step %d of the next", resumed["checkpoint"], resumed["epoch"],
                  resumed["step"])
     tracker = (Tracker(run_dir, classification=objective.correct is not None,
-                       resume_epoch=train_state.epoch if resumed else None) if writes else NullTracker())
+                       resume_epoch=train_state.epoch if resumed else None, tensorboard=tc.tensorboard)
+               if writes else NullTracker())
+    if writes and tc.tensorboard and tc.log_every_n_steps:
+        settings.log_every_n_steps, settings.on_step = tc.log_every_n_steps, tracker.log_step
+    # the pictures live in TensorBoard only: without it none is drawn
+    pictures_every = tc.pictures_every if tc.tensorboard else 0
+    histograms_every = tc.histograms_every if tc.tensorboard else 0
     ckpt_dir = run_dir / "checkpoints"
 
     def checkpoint(epoch: int, metrics: dict[str, Any] | None) -> dict[str, Any]:
@@ -403,10 +409,10 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
     def on_epoch_end(epoch: int, metrics: dict[str, Any], improved: bool) -> None:
         tracker.log_epoch(epoch, metrics)
         finite = math.isfinite(metrics["train/loss"]) and math.isfinite(metrics["val/loss"])
-        if finite and tc.histograms_every and epoch % tc.histograms_every == 0:
+        if finite and histograms_every and epoch % histograms_every == 0:
             tracker.log_histograms(model.named_parameters(), epoch)  # p.grad: the epoch's last step
             tracker.log_grad_norms(model.named_parameters(), epoch)
-        if finite and tc.pictures_every and epoch % tc.pictures_every == 0:
+        if finite and pictures_every and epoch % pictures_every == 0:
             log_pictures(epoch)
         if tc.checkpoints and finite and writes:  # a non-finite state never overwrites a good checkpoint
             tracker.flush()  # what a checkpoint holds is on disk first: a kill after it loses no curve
@@ -427,9 +433,9 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
                 # stopped mid-epoch: keep the position, so trainer.resume finishes this epoch exactly
                 save_checkpoint(ckpt_dir / "last.pt", checkpoint(train_state.epoch, None))
         if result.status in ("completed", "early_stopped"):  # pictures of the model the run ends with
-            if tc.pictures_every and result.epochs_run % tc.pictures_every:
+            if pictures_every and result.epochs_run % pictures_every:
                 log_pictures(result.epochs_run)  # the last step of the IMAGES slider: the model the run ends with
-            if tc.confusion_matrix and data.task == "classification" and writes:
+            if tc.confusion_matrix and tc.tensorboard and data.task == "classification" and writes:
                 image = pictures.confusion_matrix(model, data.val, data.num_classes, tc.eval_batch_size)
                 tracker.log_image("pictures/confusion_matrix", image, result.epochs_run)
         test = None
@@ -485,7 +491,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
             step=result.epochs_run,
         )
         if writes:
-            reporter.summary(summary, words, logdir or str(run_dir))
+            reporter.summary(summary, words, (logdir or str(run_dir)) if tc.tensorboard else None)
         for line in words:
             log.info(line)
     except BaseException as exc:

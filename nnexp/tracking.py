@@ -32,13 +32,17 @@ HISTOGRAM_BINS = 30  # equal-width buckets between a tensor's min and max
 
 
 class Tracker:
-    def __init__(self, run_dir: Path, *, classification: bool, resume_epoch: int | None = None) -> None:
+    def __init__(self, run_dir: Path, *, classification: bool, resume_epoch: int | None = None,
+                 tensorboard: bool = True) -> None:
         """``resume_epoch``: continuing a run whose checkpoint is at that epoch. Anything logged after it (a
         kill can land between logging an epoch and saving its checkpoint) is dropped: CSV rows here, and
-        TensorBoard events through ``purge_step``, so the curves read as one uninterrupted run."""
+        TensorBoard events through ``purge_step``, so the curves read as one uninterrupted run.
+        ``tensorboard=False``: no event file; metrics.csv is written all the same."""
         self.run_dir = Path(run_dir)
         purge = None if resume_epoch is None else resume_epoch + 1
-        self.writer = SummaryWriter(log_dir=str(self.run_dir), flush_secs=30, purge_step=purge)
+        # events are buffered and written by the writer's own thread (at flush, or every flush_secs)
+        self.writer = (SummaryWriter(log_dir=str(self.run_dir), flush_secs=30, purge_step=purge)
+                       if tensorboard else _NoWriter())
         # one chart overlaying train and val loss, one for accuracy: the overfitting picture
         layout = {"curves": {"loss": ["Multiline", ["train/loss", "val/loss"]]}}
         if classification:
@@ -63,6 +67,10 @@ class Tracker:
                 self.writer.add_scalar(tag, value, epoch)
         self._csv.writerow([epoch] + [_cell(metrics.get(c)) for c in CSV_COLUMNS[1:]])
         self._csv_file.flush()
+
+    def log_step(self, step: int, loss: torch.Tensor) -> None:
+        """``train/loss_step``: one mini-batch's loss at a global optimizer step (trainer.log_every_n_steps)."""
+        self.writer.add_scalar("train/loss_step", loss.item(), step)
 
     def log_image(self, tag: str, image: np.ndarray, step: int) -> None:
         """``image``: (H, W, 3) uint8, as nnexp.pictures draws them."""
@@ -152,6 +160,16 @@ def _hparam_values(hparams: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = str(value)
     return out
+
+
+class _NoWriter:
+    """Stands in for SummaryWriter when trainer.tensorboard=false: takes every call, writes nothing."""
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - every SummaryWriter method, doing nothing
+        return lambda *args, **kwargs: self
+
+    def add_summary(self, *args, **kwargs) -> None:  # the file writer log_hparams asks for is this object too
+        pass
 
 
 class NullTracker:

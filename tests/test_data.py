@@ -264,3 +264,17 @@ def test_digits_seed_changes_the_split_not_the_images():
     a, b, c = digits.load(seed=0), digits.load(seed=0), digits.load(seed=1)
     assert torch.equal(a.val.x, b.val.x) and torch.equal(a.train.y, b.train.y)
     assert not torch.equal(a.val.x, c.val.x)
+
+
+def test_random_images_have_the_shape_asked_for_and_depend_only_on_the_seed():
+    from nnexp.data.shaped import random_images
+
+    data = random_images(shape=[3, 32, 32], train_size=50, val_size=10, num_classes=10, seed=1)
+    assert data.input_shape == (3, 32, 32) and data.task == "classification" and data.num_classes == 10
+    assert data.train.x.shape == (50, 3, 32, 32) and data.val.x.shape == (10, 3, 32, 32)
+    assert data.train.x.dtype == torch.float32 and data.train.y.dtype == torch.int64
+    assert set(torch.cat([data.train.y, data.val.y]).tolist()) <= set(range(10))
+    again, other = random_images([3, 32, 32], 50, 10, 10, seed=1), random_images([3, 32, 32], 50, 10, 10, seed=2)
+    assert torch.equal(again.train.x, data.train.x) and not torch.equal(other.train.x, data.train.x)
+    with pytest.raises(ValueError, match=r"shape=\[32, 32\] must be three positive sizes"):
+        random_images(shape=[32, 32])

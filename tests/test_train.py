@@ -135,6 +135,7 @@ PARTNER = {
     "model=transformer": "dataset=adding dataset.n_samples=200",
     "model=perceptron": "dataset=xor",
     "model=sigmoid_unit": "dataset=xor",
+    "dataset=random_images": "dataset.train_size=256 dataset.val_size=64",
 }
 
 
