@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,69 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+def encode_checkpoint(state: dict[str, Any]) -> bytes:
+    """The bytes of ``torch.save(state)``: a snapshot, so training may change the tensors right after."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    atomic_write(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    atomic_write(path, encode_checkpoint(state))
+
+
+def snapshot(obj: Any) -> Any:
+    """A copy of ``obj`` whose tensors are copies too: what they hold now, whatever training does next."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, dict):
+        copy = type(obj)((k, snapshot(v)) for k, v in obj.items())
+        if hasattr(obj, "_metadata"):  # a state_dict's module versions, which load_state_dict reads
+            copy._metadata = obj._metadata
+        return copy
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(snapshot(v) for v in obj)
+    return obj
+
+
+class BackgroundWriter:
+    """Writes checkpoint bytes to disk on a thread, so the loop does not wait for the disk's fsync.
+
+    One write at a time and in order: ``submit`` first waits for the one before, so
+    at most one epoch's checkpoint is in flight, and each file is replaced
+    atomically (``atomic_write``) as before. A failed write is raised by the next
+    ``submit`` or ``wait``. A process killed with a write in flight keeps the
+    previous checkpoint, which a resume continues from exactly.
+    """
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, state: dict[str, Any], paths: list[Path]) -> None:
+        """Write ``state`` to each of ``paths``; its tensors are copied first, so training may go on."""
+        self.wait()
+        state = snapshot(state)
+
+        def write() -> None:
+            try:
+                data = encode_checkpoint(state)  # serialized once, for every path
+                for path in paths:
+                    atomic_write(path, data)
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread by wait()
+                self._error = exc
+
+        self._thread = threading.Thread(target=write, name="nnexp-checkpoint")
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Until the write in flight is on disk; raises its error if it failed."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

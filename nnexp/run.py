@@ -7,6 +7,7 @@ outputs, parameters) as keyword arguments; the loop gets plain settings.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
@@ -30,7 +31,13 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from nnexp import __version__, distributed, pictures, resume
-from nnexp.checkpoint import atomic_write, rng_state, save_checkpoint, set_rng_state
+from nnexp.checkpoint import (
+    BackgroundWriter,
+    atomic_write,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from nnexp.checks import check_run, parse, split_override, verdict
 from nnexp.config import DISPLAY_KEYS, check_ranges
 from nnexp.console import Reporter
@@ -161,8 +168,14 @@ def _model_kwargs(target: Any, data: Any, num_outputs: int, model_name: str) -> 
     return kwargs
 
 
-def _param_groups(model: torch.nn.Module) -> list[dict[str, Any]]:
-    """Weight decay (L2) acts on weights only; biases and norm scales (1-D) are never decayed."""
+def _param_groups(model: torch.nn.Module, weight_decay: float = 1.0) -> list[dict[str, Any]]:
+    """Weight decay (L2) acts on weights only; biases and norm scales (1-D) are never decayed.
+
+    Without weight decay there is nothing to tell apart: one group, so the optimizer's
+    step runs once per step rather than once per group.
+    """
+    if not weight_decay:
+        return [{"params": [p for p in model.parameters() if p.requires_grad]}]
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
     groups: list[dict[str, Any]] = [{"params": decay}]
@@ -297,7 +310,8 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
     model_name = choices.get("model") or cfg.model._target_
     model = _build("model", cfg.model, **_model_kwargs(model_target, data, objective.num_outputs, model_name))
     model = model.to(device)
-    optimizer = _build("optimizer", cfg.optimizer, params=_param_groups(model))
+    optimizer = _build("optimizer", cfg.optimizer,
+                       params=_param_groups(model, cfg.optimizer.get("weight_decay", 0.0) or 0.0))
     scheduler = None
     if cfg.scheduler.get("_target_") is not None:
         scheduler = _build("scheduler", cfg.scheduler, optimizer=optimizer)
@@ -416,19 +430,19 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
             log_pictures(epoch)
         if tc.checkpoints and finite and writes:  # a non-finite state never overwrites a good checkpoint
             tracker.flush()  # what a checkpoint holds is on disk first: a kill after it loses no curve
-            state = checkpoint(epoch, metrics)
-            if improved:
-                save_checkpoint(ckpt_dir / "best.pt", state)
-            save_checkpoint(ckpt_dir / "last.pt", state)
+            saver.submit(checkpoint(epoch, metrics),
+                         [ckpt_dir / "best.pt", ckpt_dir / "last.pt"] if improved else [ckpt_dir / "last.pt"])
         reporter.epoch(epoch, metrics, improved)
         log.info("epoch %d %s%s", epoch, {k: v for k, v in metrics.items()}, " (best)" if improved else "")
 
     started = time.perf_counter()
     summary: dict[str, Any] = {"status": "failed", "run_dir": str(run_dir)}
+    saver = BackgroundWriter()  # epoch checkpoints are written while the next epoch trains
     try:
         with reporter, StopSignals() as signals:
             result = fit(trained, data, objective, optimizer, scheduler, settings, stopper,
                          on_epoch_end=on_epoch_end, stop_requested=signals, state=train_state)
+            saver.wait()  # the last epoch's checkpoint is on disk (a failed write fails the run here)
             if result.status == "interrupted" and tc.checkpoints and writes and train_state.sums is not None:
                 # stopped mid-epoch: keep the position, so trainer.resume finishes this epoch exactly
                 save_checkpoint(ckpt_dir / "last.pt", checkpoint(train_state.epoch, None))
@@ -499,6 +513,8 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
                        error=f"{type(exc).__name__}: {exc}", wall_seconds=round(time.perf_counter() - started, 3))
         raise
     finally:
+        with contextlib.suppress(Exception):  # already failing: the first error is the one to report
+            saver.wait()
         tracker.close()
         if writes:
             _write_summary(run_dir, summary)

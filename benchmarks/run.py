@@ -1,0 +1,408 @@
+"""nnexp against a hand-written loop (and Lightning), side by side, in one process where it can be.
+
+    python benchmarks/run.py                 # the whole suite, writes benchmarks/RESULTS.md (about 15 min on 2 cores)
+    python benchmarks/run.py --only B2,B4    # some cases
+    python benchmarks/run.py --quick         # seconds: every case tiny and once; checks the scripts, writes nothing
+
+Every case runs each side once as a warm-up (discarded), then ``--repeats`` times
+alternating the order, and reports medians and their ratio. nnexp runs are
+``nnexp.run.run(cfg)`` on a config composed beforehand, exactly as ``nnexp train``
+calls it (B1 and B5 start real processes instead). The hand-written reference is
+benchmarks/hand_loop.py; it draws the same batches, so B2 and B3 also check that
+both computed the same thing: every epoch's train/loss and val/loss agree to 1e-6.
+
+| id | what | reference | target |
+|---|---|---|---|
+| B1 | start-up: `nnexp --help`, `nnexp train --cfg job`, a 1-epoch run (whole processes) | `python -c "import torch"` | help, cfg < 1/3; 1 epoch < torch + 1 s |
+| B2 | overhead-bound: MLP on digits, 30 epochs, validation, early stopping, TensorBoard | hand loop | <= 1.10x |
+| B3 | compute-bound: LeNet-5, 60,000 MNIST-shaped random images, 1 epoch | hand loop | <= 1.03x |
+| B4 | logging: scalars only, default pictures, per-step scalars | TensorBoard off | default <= 1.05x |
+| B5 | sweep: 20-job multirun of a tiny job, basic launcher | the jobs' own time | <= 0.3 s per job |
+| B6 | threads: trainer.threads=0 (auto) vs 1 and 2 on MLP, LeNet-5, LSTM, Transformer | best fixed count | <= 1.10x |
+| B7 | Lightning on B2 and B3 (if installed) | hand loop | reported |
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import hand_loop  # noqa: E402
+from pictures_overhead import machine  # noqa: E402
+
+from nnexp import config as nnexp_config  # noqa: E402
+
+RESULTS = HERE / "RESULTS.md"
+TOLERANCE = 1e-6  # the loss agreement B2 and B3 require of nnexp and the hand loop
+
+
+# ---------------------------------------------------------------------------------------------
+# running each side
+
+
+def compose(overrides: list[str]):  # noqa: ANN201 - a DictConfig
+    """The config ``nnexp train <overrides>`` composes."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    nnexp_config.register()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(nnexp_config.config_dir()), version_base="1.3"):
+        return hydra_compose(config_name="train", overrides=overrides)
+
+
+def nnexp_side(overrides: list[str], root: Path) -> Callable[[], tuple[float, dict]]:
+    """A timed call of ``nnexp.run.run`` (config composed once, outside the timing); each call a new run dir."""
+    from nnexp.run import run
+
+    overrides = [*overrides, "trainer.progress=none"]
+    cfg = compose(overrides)
+    choices = dict(o.split("=", 1) for o in overrides if o.split("=", 1)[0] in ("model", "dataset"))
+    calls = [0]
+
+    def go() -> tuple[float, dict]:
+        calls[0] += 1
+        run_dir = root / f"nnexp{calls[0]}"
+        start = time.perf_counter()
+        summary = run(cfg, run_dir=run_dir, overrides=overrides, choices=choices)
+        seconds = time.perf_counter() - start
+        if summary["status"] not in ("completed", "early_stopped"):
+            raise RuntimeError(f"nnexp run {overrides}: {summary['status']} {summary.get('message', '')}")
+        return seconds, {"run_dir": run_dir, "summary": summary}
+
+    return go
+
+
+def nnexp_losses(run_dir: Path) -> list[dict]:
+    """Per-epoch train/loss and val/loss as nnexp logged them to TensorBoard (float32)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0}).Reload()
+    by_epoch: dict[int, dict] = {}
+    for tag in ("train/loss", "val/loss"):
+        for event in acc.Scalars(tag):
+            by_epoch.setdefault(event.step, {"epoch": event.step})[tag] = event.value
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def same_losses(ours: list[dict], theirs: list[dict]) -> tuple[bool, float]:
+    """Do both sides' per-epoch losses agree to TOLERANCE? And the largest difference."""
+    if len(ours) != len(theirs):
+        return False, math.inf
+    worst = max(abs(a[t] - b[t]) for a, b in zip(ours, theirs, strict=True) for t in ("train/loss", "val/loss"))
+    return worst <= TOLERANCE, worst
+
+
+def hand_side(make: Callable[[], tuple], *, epochs: int, batch_size: int, seed: int, patience: int | None,
+              root: Path) -> Callable[[], tuple[float, dict]]:
+    """A timed call of the hand loop: data, model and optimizer made inside the timing, like nnexp's."""
+    calls = [0]
+
+    def go() -> tuple[float, dict]:
+        calls[0] += 1
+        start = time.perf_counter()
+        model, optimizer, data = make()
+        history = hand_loop.train(model, optimizer, (data.train.x, data.train.y), (data.val.x, data.val.y),
+                                  epochs=epochs, batch_size=batch_size, seed=seed, patience=patience,
+                                  log_dir=root / f"hand{calls[0]}")
+        return time.perf_counter() - start, {"history": history}
+
+    return go
+
+
+def alternate(sides: dict[str, Callable[[], tuple[float, dict]]], repeats: int) -> dict[str, dict]:
+    """A discarded warm-up of each side, then ``repeats`` rounds in alternating order; medians."""
+    out = {name: {"times": [], "last": None} for name in sides}
+    for name, go in sides.items():
+        out[name]["last"] = go()[1]  # warm-up: first-call costs (imports, kernels) are not the loop's
+    names = list(sides)
+    for r in range(repeats):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            seconds, detail = sides[name]()
+            out[name]["times"].append(seconds)
+            out[name]["last"] = detail
+    for entry in out.values():
+        entry["median"] = statistics.median(entry["times"])
+    return out
+
+
+def _process(cmd: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()[-400:]}")
+    return seconds
+
+
+# ---------------------------------------------------------------------------------------------
+# the cases; each returns rows {id, what, value, reference, ratio, target, met, note}
+
+
+def b1_startup(quick: bool, repeats: int, root: Path) -> list[dict]:
+    py = sys.executable
+    commands = {
+        "torch": [py, "-c", "import torch"],
+        "torch+optimizer": [py, "-c", "import torch; torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)"],
+        "help": [py, "-m", "nnexp", "--help"],
+        "cfg": [py, "-m", "nnexp", "train", "--cfg", "job"],
+        "epoch": [py, "-m", "nnexp", "train", "trainer.epochs=1", "trainer.progress=none",
+                  f"hydra.run.dir={root / 'b1'}", "hydra.job.chdir=false"],
+    }
+    if quick:  # the start-up of a training process is measured by B5's sweep too
+        for name in ("torch+optimizer", "epoch"):
+            del commands[name]
+    times: dict[str, list[float]] = {k: [] for k in commands}
+    for name, cmd in commands.items():  # warm-up: the file cache
+        if not quick:
+            _process(cmd, root)
+    for r in range(repeats):
+        for name in (list(commands) if r % 2 == 0 else list(commands)[::-1]):
+            times[name].append(_process(commands[name], root))
+    t = {k: statistics.median(v) for k, v in times.items()}
+    torch_s = t["torch"]
+    rows = [
+        _row("B1", "`nnexp --help` (process)", t["help"], torch_s, t["help"] / torch_s, "< 0.333",
+             t["help"] < torch_s / 3, f"`python -c 'import torch'`: {torch_s:.2f} s"),
+        _row("B1", "`nnexp train --cfg job` (process)", t["cfg"], torch_s, t["cfg"] / torch_s, "< 0.333",
+             t["cfg"] < torch_s / 3, "composes the config without importing torch"),
+    ]
+    if "epoch" in t:
+        optimizer_s = t["torch+optimizer"] - torch_s
+        rows.append(_row("B1", "`nnexp train trainer.epochs=1` (process)", t["epoch"], torch_s, t["epoch"] - torch_s,
+                         "< torch + 1 s", t["epoch"] < torch_s + 1.0,
+                         f"torch's first optimizer alone takes {optimizer_s:.2f} s (torch.optim imports "
+                         "torch._dynamo on first use; a hand-written script pays it too); beyond torch + optimizer: "
+                         f"{t['epoch'] - t['torch+optimizer']:.2f} s", ratio_is="difference (s)"))
+    return rows
+
+
+def _digits_overrides(epochs: int) -> list[str]:
+    return ["dataset.train_fraction=1.0", f"trainer.epochs={epochs}"]
+
+
+def _make_mlp_on_digits():  # noqa: ANN202
+    from nnexp.data.digits import load
+    from nnexp.models.mlp import MLP
+
+    torch.manual_seed(0)  # as nnexp seeds before it builds the model
+    data = load(train_fraction=1.0)
+    model = MLP(data.input_shape, 10, hidden=[512, 512])
+    return model, torch.optim.Adam(model.parameters(), lr=1e-3), data
+
+
+def _make_lenet5(train_size: int):  # noqa: ANN202
+    def make():  # noqa: ANN202
+        from nnexp.data.shaped import random_images
+        from nnexp.models.lenet5 import LeNet5
+
+        torch.manual_seed(0)
+        data = random_images(train_size=train_size, val_size=max(1, train_size // 6))
+        model = LeNet5(data.input_shape, 10)
+        return model, torch.optim.Adam(model.parameters(), lr=1e-3), data
+
+    return make
+
+
+def _vs_hand(case: str, what: str, overrides: list[str], make: Callable, epochs: int, patience: int | None,
+             target: float, repeats: int, root: Path) -> tuple[dict, dict]:
+    sides = {"nnexp": nnexp_side(overrides, root),
+             "hand": hand_side(make, epochs=epochs, batch_size=32, seed=0, patience=patience, root=root)}
+    torch.set_num_threads(_auto_threads())  # the hand loop runs with the threads nnexp picks
+    res = alternate(sides, repeats)
+    ok, worst = same_losses(nnexp_losses(res["nnexp"]["last"]["run_dir"]), res["hand"]["last"]["history"])
+    ratio = res["nnexp"]["median"] / res["hand"]["median"]
+    row = _row(case, what, res["nnexp"]["median"], res["hand"]["median"], ratio, f"<= {target:.2f}",
+               ratio <= target and ok, f"losses agree to {worst:.1e} ({'OK' if ok else 'NOT the same work'})")
+    return row, res
+
+
+def _auto_threads() -> int:
+    from nnexp.run import _cores, jobs_in_parallel
+
+    return max(1, _cores() // jobs_in_parallel())
+
+
+def b2_overhead(quick: bool, repeats: int, root: Path) -> list[dict]:
+    epochs = 2 if quick else 30
+    row, _ = _vs_hand("B2", f"MLP 512x512 on digits (1,078 train), {epochs} epochs, early stopping, TensorBoard",
+                      _digits_overrides(epochs), _make_mlp_on_digits, epochs, 20, 1.10, repeats, root)
+    return [row]
+
+
+def b3_compute(quick: bool, repeats: int, root: Path) -> list[dict]:
+    n = 600 if quick else 60000
+    overrides = ["model=lenet5", "dataset=random_images", f"dataset.train_size={n}",
+                 f"dataset.val_size={max(1, n // 6)}", "trainer.epochs=1"]
+    row, _ = _vs_hand("B3", f"LeNet-5 on {n:,} MNIST-shaped random images, 1 epoch", overrides,
+                      _make_lenet5(n), 1, 20, 1.03, repeats, root)
+    return [row]
+
+
+def b4_logging(quick: bool, repeats: int, root: Path) -> list[dict]:
+    epochs = 2 if quick else 40
+    base = [*_digits_overrides(epochs), "trainer.checkpoints=false"]
+    quiet = ["trainer.pictures_every=0", "trainer.histograms_every=0", "trainer.confusion_matrix=false"]
+    sides = {
+        "off": nnexp_side([*base, "trainer.tensorboard=false", *quiet], root / "off"),
+        "scalars": nnexp_side([*base, *quiet], root / "scalars"),
+        "default": nnexp_side(base, root / "default"),
+        "per-step": nnexp_side([*base, "trainer.log_every_n_steps=1"], root / "step"),
+    }
+    res = alternate(sides, repeats)
+    off = res["off"]["median"]
+    what = f"MLP on digits, {epochs} epochs (pictures every 20), checkpoints off"
+    rows = []
+    for name, label, target in (("scalars", "scalars only (epoch)", None),
+                                ("default", "default: scalars + pictures, histograms, confusion matrix", 1.05),
+                                ("per-step", "default + train/loss_step every step", None)):
+        ratio = res[name]["median"] / off
+        rows.append(_row("B4", f"{label}; {what}", res[name]["median"], off, ratio,
+                         f"<= {target:.2f}" if target else "reported", ratio <= target if target else None,
+                         "reference: trainer.tensorboard=false"))
+    return rows
+
+
+def b5_sweep(quick: bool, repeats: int, root: Path) -> list[dict]:
+    jobs = 2 if quick else 20
+    per_job = []
+    for r in range(max(1, repeats // 2)):
+        sweep = root / f"sweep{r}"
+        seconds = _process([sys.executable, "-m", "nnexp", "train", "-m", f"trainer.seed=range(0,{jobs})",
+                            "dataset=xor", "trainer.epochs=1", "trainer.progress=none",
+                            f"hydra.sweep.dir={sweep}"], root)
+        own = [json.loads(p.read_text())["wall_seconds"] for p in sweep.glob("*/summary.json")]
+        if len(own) != jobs:
+            raise RuntimeError(f"the sweep wrote {len(own)} summaries, not {jobs}")
+        per_job.append((seconds - sum(own)) / jobs)
+    overhead = statistics.median(per_job)
+    return [_row("B5", f"{jobs}-job multirun of a 1-epoch xor run (one process, basic launcher)", overhead, None,
+                 None, "<= 0.30 s/job", overhead <= 0.30,
+                 "(process wall time - the jobs' own wall_seconds) / jobs: start-up, composing each job's "
+                 "config, its folder, TensorBoard writer, summary, the sweep's table", value_unit="s/job")]
+
+
+THREAD_CASES = {  # model: overrides of a short run
+    "MLP": ["dataset.train_fraction=1.0"],
+    "LeNet-5": ["model=lenet5", "dataset.train_fraction=0.5"],
+    "LSTM": ["model=lstm", "dataset=adding", "dataset.n_samples=2000"],
+    "Transformer": ["model=transformer", "dataset=adding", "dataset.n_samples=2000"],
+}
+
+
+def b6_threads(quick: bool, repeats: int, root: Path) -> list[dict]:
+    epochs = 1 if quick else 5
+    rows = []
+    auto = _auto_threads()
+    for name, overrides in list(THREAD_CASES.items())[:1 if quick else None]:
+        base = [*overrides, f"trainer.epochs={epochs}", "trainer.checkpoints=false", "trainer.tensorboard=false"]
+        sides = {str(n): nnexp_side([*base, f"trainer.threads={n}"], root / f"{name}{n}") for n in (0, 1, 2)}
+        res = alternate(sides, repeats)
+        best = min(("1", "2"), key=lambda n: res[n]["median"])
+        ratio = res["0"]["median"] / res[best]["median"]
+        rows.append(_row("B6", f"{name}, {epochs} epochs: threads=0 (auto: {auto})", res["0"]["median"],
+                         res[best]["median"], ratio, "<= 1.10", ratio <= 1.10,
+                         f"1 thread {res['1']['median']:.2f} s, 2 threads {res['2']['median']:.2f} s; best {best}"))
+    return rows
+
+
+def b7_lightning(quick: bool, repeats: int, root: Path) -> list[dict]:
+    try:
+        import lightning  # noqa: F401
+    except ImportError:
+        return [_row("B7", "PyTorch Lightning", None, None, None, "reported", None,
+                     "not installed (`pip install lightning` to include it)")]
+    from lightning_side import lightning_side
+
+    rows = []
+    epochs = 2 if quick else 30
+    n = 600 if quick else 60000
+    for what, make, ep in ((f"B2 setup with Lightning ({epochs} epochs)", _make_mlp_on_digits, epochs),
+                           (f"B3 setup with Lightning ({n:,} images, 1 epoch)", _make_lenet5(n), 1)):
+        sides = {"lightning": lightning_side(make, epochs=ep, batch_size=32, seed=0, patience=20, root=root),
+                 "hand": hand_side(make, epochs=ep, batch_size=32, seed=0, patience=20, root=root)}
+        torch.set_num_threads(_auto_threads())
+        res = alternate(sides, repeats)
+        ratio = res["lightning"]["median"] / res["hand"]["median"]
+        rows.append(_row("B7", what, res["lightning"]["median"], res["hand"]["median"], ratio, "reported", None,
+                         f"Lightning {lightning.__version__}, defaults (its DataLoader, checkpointing, "
+                         "progress bar off)"))
+    return rows
+
+
+CASES = {"B1": b1_startup, "B2": b2_overhead, "B3": b3_compute, "B4": b4_logging, "B5": b5_sweep,
+         "B6": b6_threads, "B7": b7_lightning}
+
+
+# ---------------------------------------------------------------------------------------------
+# the table
+
+
+def _row(case: str, what: str, value: float | None, reference: float | None, ratio: float | None, target: str,
+         met: bool | None, note: str, ratio_is: str = "ratio", value_unit: str = "s") -> dict:
+    return {"id": case, "what": what, "value": value, "reference": reference, "ratio": ratio,
+            "ratio_is": ratio_is, "target": target, "met": met, "note": note, "unit": value_unit}
+
+
+def _num(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| id | what | nnexp / measured | reference | ratio | target | met | note |",
+             "|---|---|---:|---:|---:|---|---|---|"]
+    for r in rows:
+        ratio = _num(r["ratio"]) + (" s" if r["ratio_is"] != "ratio" and r["ratio"] is not None else "")
+        met = {True: "yes", False: "**no**", None: "-"}[r["met"]]
+        value = _num(r["value"]) + (f" {r['unit']}" if r["value"] is not None else "")
+        lines.append(f"| {r['id']} | {r['what']} | {value} | {_num(r['reference'])} | {ratio} | {r['target']} "
+                     f"| {met} | {r['note']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds per case after the warm-up (median)")
+    parser.add_argument("--only", default=",".join(CASES), help="comma-separated case ids, e.g. B2,B3")
+    parser.add_argument("--quick", action="store_true", help="tiny cases, one round: checks the scripts, writes nothing")
+    args = parser.parse_args(argv)
+    chosen = [c.strip().upper() for c in args.only.split(",") if c.strip()]
+    unknown = [c for c in chosen if c not in CASES]
+    if unknown:
+        parser.error(f"--only: unknown case {', '.join(unknown)}; allowed: {', '.join(CASES)}")
+    repeats = 1 if args.quick else args.repeats
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="nnexp-bench-") as tmp:
+        for case in chosen:
+            start = time.perf_counter()
+            (Path(tmp) / case).mkdir()
+            rows += CASES[case](args.quick, repeats, Path(tmp) / case)
+            print(f"{case} done in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    text = table(rows)
+    print(text)
+    agree = all("NOT" not in r["note"] for r in rows)
+    if not args.quick:
+        command = " ".join(["python benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])])
+        RESULTS.write_text(
+            f"# nnexp against a hand-written loop\n\n`{command}`, {date.today()}, medians of {repeats} rounds "
+            f"after a warm-up.\n\nMachine: {machine()}\n\n{text}\n")
+        print(f"\nwritten to {RESULTS}")
+    return 0 if agree else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
