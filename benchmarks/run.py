@@ -25,6 +25,8 @@ both computed the same thing: every epoch's train/loss and val/loss agree to 1e-
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import math
 import statistics
@@ -77,9 +79,10 @@ def nnexp_side(overrides: list[str], root: Path) -> Callable[[], tuple[float, di
     def go() -> tuple[float, dict]:
         calls[0] += 1
         run_dir = root / f"nnexp{calls[0]}"
-        start = time.perf_counter()
-        summary = run(cfg, run_dir=run_dir, overrides=overrides, choices=choices)
-        seconds = time.perf_counter() - start
+        with contextlib.redirect_stdout(io.StringIO()):  # the run's closing table, not the suite's
+            start = time.perf_counter()
+            summary = run(cfg, run_dir=run_dir, overrides=overrides, choices=choices)
+            seconds = time.perf_counter() - start
         if summary["status"] not in ("completed", "early_stopped"):
             raise RuntimeError(f"nnexp run {overrides}: {summary['status']} {summary.get('message', '')}")
         return seconds, {"run_dir": run_dir, "summary": summary}

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -27,3 +29,13 @@ def test_benchmark_suite_rejects_an_unknown_case(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--only", "B9"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--only: unknown case B9; allowed: B1, B2, B3, B4, B5, B6, B7" in proc.stderr
+
+
+def test_speed_options_benchmark_quick_mode_runs(tmp_path):
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "speed_options.py"), "--quick"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = {line.split("|")[1].strip(): line for line in proc.stdout.splitlines() if line.startswith("| ")}
+    assert "x |" in rows["bf16 autocast"] and "x |" in rows["channels_last"]
+    if not torch.cuda.is_available():  # float16 autocast is refused on a CPU, with nnexp's own message
+        assert "refused: trainer.precision=16 needs a CUDA GPU" in rows["fp16 autocast + GradScaler"]
