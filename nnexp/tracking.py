@@ -64,6 +64,12 @@ class Tracker:
         self._csv.writerow([epoch] + [_cell(metrics.get(c)) for c in CSV_COLUMNS[1:]])
         self._csv_file.flush()
 
+    def log_scalars(self, prefix: str, values: dict[str, float], step: int) -> None:
+        """``<prefix>/<name>`` for each finite value (the environment evaluations of rl datasets: eval/...)."""
+        for name, value in values.items():
+            if math.isfinite(value):
+                self.writer.add_scalar(f"{prefix}/{name}", value, step)
+
     def log_image(self, tag: str, image: np.ndarray, step: int) -> None:
         """``image``: (H, W, 3) uint8, as nnexp.pictures draws them."""
         self.writer.add_image(tag, image, step, dataformats="HWC")
