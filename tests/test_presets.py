@@ -40,7 +40,7 @@ def test_every_preset_names_its_command_and_claim():
     (["experiment=vanishing_gradients"], 9),
     (["experiment=lstm_vs_transformer"], 6),
     pytest.param(["experiment=cnn_vs_mlp"], 6, marks=pytest.mark.slow),
-    pytest.param(["experiment=rl_approximators"], 12, marks=pytest.mark.slow),  # about 2.5 minutes, collection included
+    pytest.param(["experiment=rl_approximators"], 12, marks=pytest.mark.slow),  # about 1 minute, collection included
 ])
 def test_preset_claims_hold_for_seeds_0_1_2(run_cli, tmp_path, args, jobs):
     code, out, err = run_cli("train", *args, "trainer.progress=none")
