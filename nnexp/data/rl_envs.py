@@ -1,4 +1,5 @@
-"""The four classic-control environments nnexp collects from, and a scripted controller for each.
+"""The four classic-control environments nnexp collects from, a scripted controller for each, and the
+Gymnasium plumbing shared by collection and evaluation (lazy import, reset seeds, lockstep episodes).
 
 A controller maps one observation (numpy, the environment's own units) to an
 action: an int for discrete action spaces, a float32 array of shape (1,) for

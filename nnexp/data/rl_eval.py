@@ -15,6 +15,7 @@ generators, so evaluating never changes what a run learns.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,7 +81,7 @@ class PolicyEval:
         self.states, self.actions = states, actions
         self._baselines: dict[str, float] | None = None
 
-    def _play(self, act) -> np.ndarray:  # noqa: ANN001 - act(obs, which) -> actions
+    def _play(self, act: Callable[[np.ndarray, list[int]], Sequence[Any]]) -> np.ndarray:
         return run_episodes(self.dataset, self.env_id, self.max_steps, self.seeds, act)
 
     def baselines(self) -> dict[str, float]:
