@@ -23,6 +23,8 @@ TAGS = ("train/loss", "val/loss", "train/acc", "val/acc")
 LOSSES = ("auto", "cross_entropy", "nll", "bce", "mse", "perceptron")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PROGRESS = ("auto", "rich", "plain", "none")
+# the environments of the rl datasets (nnexp/data/rl_envs.py ENVS; this module stays free of torch)
+RL_ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1")
 # trainer keys that change how a run is shown or logged, not what it learns: they name no
 # hyperparameter (HPARAMS tab) and no configuration of a sweep (nnexp report)
 DISPLAY_KEYS = frozenset({"trainer.progress", "trainer.checkpoints", "trainer.threads", "trainer.eval_batch_size",
@@ -218,6 +220,21 @@ _RULES: list[tuple[str, Any, str]] = [
     ("dataset.test_size", lambda v: v is None or _int_at_least(1)(v), "null or an integer >= 1"),
     ("dataset.download", lambda v: isinstance(v, bool), "true or false"),
     ("dataset.normalize", lambda v: isinstance(v, bool), "true or false"),
+    ("dataset.env", lambda v: v in RL_ENVS, "one of " + ", ".join(RL_ENVS)),
+    ("dataset.policy", lambda v: v in ("scripted", "random"), "one of scripted, random"),
+    ("dataset.epsilon", lambda v: _finite(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    ("dataset.episodes", _int_at_least(2), "an integer >= 2 (at least one to train on, one to validate)"),
+    ("dataset.max_steps", lambda v: v is None or _int_at_least(1)(v), "null or an integer >= 1"),
+    ("dataset.target", lambda v: v in ("delta", "next"), "one of delta, next"),
+    ("dataset.gamma", lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
+    ("dataset.horizon", _int_at_least(1), "an integer >= 1 (steps)"),
+    ("dataset.eval_every", _int_at_least(0), "an integer >= 0 (epochs; 0 = only at the end)"),
+    ("dataset.eval_episodes", _int_at_least(1), "an integer >= 1"),
+    ("dataset.frames", _int_at_least(1), "an integer >= 1"),
+    ("dataset.height", _int_at_least(8), "an integer >= 8 (pixels)"),
+    ("dataset.width", _int_at_least(8), "an integer >= 8 (pixels)"),
+    ("dataset.grayscale", lambda v: isinstance(v, bool), "true or false"),
+    ("dataset.cache", lambda v: isinstance(v, str) and v.strip() != "", "a folder"),
     ("model.hidden_size", _int_at_least(1), "an integer >= 1"),
     ("model.num_layers", _int_at_least(1), "an integer >= 1"),
     ("model.embed_dim", _int_at_least(1), "an integer >= 1"),

@@ -263,6 +263,9 @@ def _in_words(summary: dict[str, Any], stopper: EarlyStopping) -> list[str]:
         acc = f", test/acc {t['test/acc']:.3f}" if t.get("test/acc") is not None else ""
         weights = f"the restored weights of epoch {b}" if summary["restored_best"] else f"the weights of epoch {e}"
         lines.append(f"Held-out test set with {weights}: test/loss {t['test/loss']:.4f}{acc}.")
+    if summary.get("eval"):
+        lines.append("In the environment (eval/* in TensorBoard, \"eval\" in summary.json): "
+                     + ", ".join(f"{k} {_num(v)}" for k, v in summary["eval"].items()) + ".")
     d = summary["diagnosis"]
     lines.append(f"Diagnosis: {d['label']} ({d['reason']}). Suggestion: {d['suggestion']}.")
     for c in summary.get("checks", []):
@@ -420,9 +423,17 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
         for i, image in enumerate(pictures.attention_maps(model, data.val.x[:1])):
             tracker.log_image(f"pictures/attention/layer{i}", image, step)
 
+    env_eval: dict[str, Any] = {}  # rl datasets: the latest evaluation in the environment, and its epoch
+
+    def evaluate_in_env(epoch: int) -> None:
+        env_eval.update(epoch=epoch, values=data.evaluate(model))
+        tracker.log_scalars("eval", env_eval["values"], epoch)
+
     def on_epoch_end(epoch: int, metrics: dict[str, Any], improved: bool) -> None:
         tracker.log_epoch(epoch, metrics)
         finite = math.isfinite(metrics["train/loss"]) and math.isfinite(metrics["val/loss"])
+        if finite and data.evaluate is not None and data.eval_every and epoch % data.eval_every == 0:
+            evaluate_in_env(epoch)
         if finite and histograms_every and epoch % histograms_every == 0:
             tracker.log_histograms(model.named_parameters(), epoch)  # p.grad: the epoch's last step
             tracker.log_grad_norms(model.named_parameters(), epoch)
@@ -452,6 +463,9 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
             if tc.confusion_matrix and tc.tensorboard and data.task == "classification" and writes:
                 image = pictures.confusion_matrix(model, data.val, data.num_classes, tc.eval_batch_size)
                 tracker.log_image("pictures/confusion_matrix", image, result.epochs_run)
+            # the model the run ends with, in its environment (unless the last epoch just did it with these weights)
+            if data.evaluate is not None and (env_eval.get("epoch") != result.epochs_run or result.restored_best):
+                evaluate_in_env(result.epochs_run)
         test = None
         if data.test is not None and result.status != "diverged":
             test_loss, test_acc = evaluate(model, data.test, objective, tc.eval_batch_size, precision=precision)
@@ -473,6 +487,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
             "best": best,
             "gap": {"best": _gap(best), "final": _gap(final)},
             "test": test,
+            "eval": env_eval.get("values") if result.status in ("completed", "early_stopped") else None,
             "diagnosis": diagnose(result.history, result.status, active).to_dict(),
             "num_params": num_params,
             "wall_seconds": round(time.perf_counter() - started, 3),

@@ -72,6 +72,12 @@ class Tracker:
         """``train/loss_step``: one mini-batch's loss at a global optimizer step (trainer.log_every_n_steps)."""
         self.writer.add_scalar("train/loss_step", loss.item(), step)
 
+    def log_scalars(self, prefix: str, values: dict[str, float], step: int) -> None:
+        """``<prefix>/<name>`` for each finite value (the environment evaluations of rl datasets: eval/...)."""
+        for name, value in values.items():
+            if math.isfinite(value):
+                self.writer.add_scalar(f"{prefix}/{name}", value, step)
+
     def log_image(self, tag: str, image: np.ndarray, step: int) -> None:
         """``image``: (H, W, 3) uint8, as nnexp.pictures draws them."""
         self.writer.add_image(tag, image, step, dataformats="HWC")

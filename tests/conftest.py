@@ -24,6 +24,12 @@ def _quiet_torch_threads(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
 
+@pytest.fixture(autouse=True)
+def _rl_cache_in_tmp(monkeypatch, tmp_path):
+    """rl datasets collect into ${NNEXP_CACHE}/rl: a test never writes into the user's ~/.cache."""
+    monkeypatch.setenv("NNEXP_CACHE", str(tmp_path / "nnexp_cache"))
+
+
 def compose_cfg(overrides: list[str] = ()) -> DictConfig:
     """The real config tree composed as `nnexp train <overrides>` would compose it."""
     config.register()

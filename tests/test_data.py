@@ -102,8 +102,9 @@ def test_synthetic_bad_arguments_raise_value_error(make, kwargs):
 
 
 # configs that build offline with no file to point to (text needs dataset.path, vision needs files)
-OFFLINE_YAMLS = [p for p in DATASET_YAMLS
-                 if "???" not in p.read_text() and "nnexp.data.vision" not in p.read_text()]
+# torchvision and Gymnasium datasets have their own tests (tests/test_vision.py, tests/test_rl.py)
+OFFLINE_YAMLS = [p for p in DATASET_YAMLS if "???" not in p.read_text()
+                 and "nnexp.data.vision" not in p.read_text() and "nnexp.data.rl" not in p.read_text()]
 
 
 @pytest.mark.parametrize("path", OFFLINE_YAMLS, ids=[p.stem for p in OFFLINE_YAMLS])

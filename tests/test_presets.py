@@ -40,6 +40,7 @@ def test_every_preset_names_its_command_and_claim():
     (["experiment=vanishing_gradients"], 9),
     (["experiment=lstm_vs_transformer"], 6),
     pytest.param(["experiment=cnn_vs_mlp"], 6, marks=pytest.mark.slow),
+    pytest.param(["experiment=rl_approximators"], 12, marks=pytest.mark.slow),  # about 1 minute, collection included
 ])
 def test_preset_claims_hold_for_seeds_0_1_2(run_cli, tmp_path, args, jobs):
     code, out, err = run_cli("train", *args, "trainer.progress=none")
@@ -52,7 +53,8 @@ def test_preset_claims_hold_for_seeds_0_1_2(run_cli, tmp_path, args, jobs):
         assert set(claim["per_seed"]) == {"0", "1", "2"}, claim
 
 
-@pytest.mark.parametrize(("preset", "arms"), [("mitigations", "mitigation"), ("vanishing_gradients", "deep_net")])
+@pytest.mark.parametrize(("preset", "arms"), [("mitigations", "mitigation"), ("vanishing_gradients", "deep_net"),
+                                             ("rl_approximators", "rl")])
 def test_arm_presets_sweep_every_arm_file_and_claim_about_each(preset, arms):
     """The arms of a preset are the files of its folder: all swept, each named in a claim, each a comment."""
     files = sorted(p.stem for p in (REPO / "conf" / "experiment" / arms).glob("*.yaml"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shlex
 import shutil
@@ -30,6 +31,8 @@ def test_every_model_and_dataset_has_an_example():
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_readme_command_works(run_cli, tmp_path, command):
+    if ("dataset=rl_" in command or "experiment=rl_" in command) and importlib.util.find_spec("gymnasium") is None:
+        pytest.skip("needs the rl extra: pip install -e '.[rl]'")
     shutil.copy(REPO / "README.md", tmp_path / "README.md")  # the text example reads it, from the repo root
     args = shlex.split(command.replace("\\|", "|"))[1:]
     if args[0] == "train" and "--help" not in args and "--cfg" not in args:

@@ -110,8 +110,10 @@ def _options(group: str) -> list[str]:
 
 # torchvision datasets need files on disk: tests/test_vision.py builds them and trains through the CLI
 VISION = {p.stem for p in (config_dir() / "dataset").glob("*.yaml") if "nnexp.data.vision" in p.read_text()}
+# rl datasets collect from Gymnasium (an extra): tests/test_rl.py trains each through the CLI on a few episodes
+RL = {p.stem for p in (config_dir() / "dataset").glob("*.yaml") if "nnexp.data.rl" in p.read_text()}
 GRID = (
-    [f"dataset={o}" for o in _options("dataset") if o not in VISION]
+    [f"dataset={o}" for o in _options("dataset") if o not in VISION | RL]
     + [f"optimizer={o}" for o in _options("optimizer")]
     + [f"scheduler={o}" for o in _options("scheduler")]
     + [f"regularizer={o}" for o in _options("regularizer")]

@@ -6,6 +6,7 @@ slicing shuffled indices, so there is no per-sample DataLoader in the way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -40,6 +41,11 @@ class Data:
     # regression only: a prediction within this distance of its target (every dimension) counts as
     # right, which gives regression an accuracy (train/acc, val/acc); None: no accuracy
     tolerance: float | None = None
+    # rl datasets (nnexp/data/rl.py): how the trained model does in its environment. Called with the
+    # model every ``eval_every`` epochs (0: only at the end) and at the end of the run; returns named
+    # numbers, logged as eval/<name> in TensorBoard and under "eval" in summary.json
+    evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None
+    eval_every: int = 0
 
     def to(self, device: torch.device | str) -> Data:
         return replace(
