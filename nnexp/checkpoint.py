@@ -36,6 +36,20 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+def atomic_copy(source: Path, path: Path) -> None:
+    """``path`` becomes a second name of the finished file ``source`` (a hard link, renamed into place: no
+    bytes written twice); where links are not supported, a copy written by ``atomic_write``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(source, tmp)
+        os.replace(tmp, path)  # files are only ever replaced whole, never changed in place: sharing is safe
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        atomic_write(path, Path(source).read_bytes())
+
+
 def encode_checkpoint(state: dict[str, Any]) -> bytes:
     """The bytes of ``torch.save(state)``: a snapshot, so training may change the tensors right after."""
     buffer = io.BytesIO()
@@ -82,9 +96,9 @@ class BackgroundWriter:
 
         def write() -> None:
             try:
-                data = encode_checkpoint(state)  # serialized once, for every path
-                for path in paths:
-                    atomic_write(path, data)
+                atomic_write(paths[0], encode_checkpoint(state))
+                for path in paths[1:]:  # the same checkpoint under another name (best.pt and last.pt)
+                    atomic_copy(paths[0], path)
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread by wait()
                 self._error = exc
 

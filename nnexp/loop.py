@@ -20,7 +20,7 @@ from torch import nn
 from nnexp.data import Data, Split
 from nnexp.distributed import SINGLE, Dist
 from nnexp.early_stopping import EarlyStopping
-from nnexp.losses import Objective
+from nnexp.losses import Objective, predicted_class
 
 
 @dataclass
@@ -38,6 +38,9 @@ class FitSettings:
     # with the tensor (``.item()``, a host sync) happens only at those steps
     log_every_n_steps: int = 0
     on_step: Callable[[int, torch.Tensor], None] | None = None
+    # classification: count validation answers per (true, predicted) class as each epoch's validation
+    # runs, so the confusion matrix at the end needs no pass of its own
+    confusion_classes: int | None = None
 
     def autocast(self, device: torch.device):  # noqa: ANN201 - a context manager
         return autocast(self.precision, device)
@@ -86,10 +89,13 @@ EpochHook = Callable[[int, dict, bool], None]
 
 @torch.no_grad()
 def evaluate(model: nn.Module, split: Split, objective: Objective, batch_size: int = 1024,
-             dist: Dist = SINGLE, precision: str = "32") -> tuple[float, float | None]:
+             dist: Dist = SINGLE, precision: str = "32",
+             counts: torch.Tensor | None = None) -> tuple[float, float | None]:
     """Mean loss and accuracy (None for regression) of ``model`` on ``split``, in eval mode.
 
     Under DDP each rank scores every W-th sample and the sums are added up across ranks.
+    ``counts``: a (C * C,) long tensor on the split's device that gains this split's
+    answers at [true * C + predicted] (the confusion matrix, flat; this rank's share).
     """
     was_training = model.training
     model.eval()
@@ -107,6 +113,10 @@ def evaluate(model: nn.Module, split: Split, objective: Objective, batch_size: i
             total_loss += objective.loss(out, yb).float() * len(xb)
         if objective.correct is not None:
             correct += objective.correct(out, yb)
+        if counts is not None:
+            classes = math.isqrt(counts.numel())
+            counts += torch.bincount(yb.reshape(-1) * classes + predicted_class(out).reshape(-1),
+                                     minlength=classes * classes)
         units += objective.units(yb)
     model.train(was_training)
     loss_sum, right, n, units = dist.sum([total_loss.item(), float(correct.item()), float(n), float(units)], device)
@@ -248,6 +258,9 @@ class TrainState:
     sums: EpochSums | None = None  # the epoch in progress, when stopped mid-epoch
     history: list[dict[str, float | None]] = field(default_factory=list)
     best_state: dict | None = None  # weights of the best epoch, for restore_best
+    # flat (C * C,) validation confusion counts of the last epoch and of best_state (this process only)
+    val_counts: torch.Tensor | None = None
+    best_counts: torch.Tensor | None = None
 
     @classmethod
     def new(cls, seed: int) -> TrainState:
@@ -308,8 +321,12 @@ def fit(
             result.status = "interrupted"
             result.message = f"interrupted during epoch {epoch} after step {stats.sums.step}"
             break
+        counts = None
+        if settings.confusion_classes:
+            counts = torch.zeros(settings.confusion_classes ** 2, dtype=torch.long, device=data.val.x.device)
         val_loss, val_acc = evaluate(model, data.val, objective, settings.eval_batch_size, settings.dist,
-                                     settings.precision)
+                                     settings.precision, counts=counts)
+        state.val_counts = counts
         metrics = {"train/loss": train_loss, "val/loss": val_loss, "train/acc": train_acc,
                    "val/acc": val_acc, "lr": lr, "seconds": time.perf_counter() - start,
                    "grad_norm/first_layer": stats.grad_norm_first, "grad_norm/last_layer": stats.grad_norm_last}
@@ -331,6 +348,7 @@ def fit(
         improved = stopper.update(epoch, metrics)
         if improved and stopper.enabled and stopper.restore_best:
             state.best_state = copy.deepcopy(_unwrapped(model).state_dict())
+            state.best_counts = counts
         on_epoch_end(epoch, metrics, improved)
 
         if stopper.should_stop:

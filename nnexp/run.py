@@ -323,6 +323,8 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
     settings = FitSettings(epochs=tc.epochs, batch_size=tc.batch_size, eval_batch_size=tc.eval_batch_size,
                            grad_clip=tc.grad_clip, l1=reg.l1, seed=tc.seed, dist=ranks, precision=precision,
                            scaler=scaler)
+    if tc.confusion_matrix and tc.tensorboard and data.task == "classification" and not ranks.active:
+        settings.confusion_classes = data.num_classes
     data = data.to(device)
     if tc.channels_last:
         if data.train.x.ndim == 4:  # (N, C, H, W) images: NHWC in memory, for the model and the data alike
@@ -461,7 +463,12 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
             if pictures_every and result.epochs_run % pictures_every:
                 log_pictures(result.epochs_run)  # the last step of the IMAGES slider: the model the run ends with
             if tc.confusion_matrix and tc.tensorboard and data.task == "classification" and writes:
-                image = pictures.confusion_matrix(model, data.val, data.num_classes, tc.eval_batch_size)
+                # counted by the validation pass of the epoch whose weights the run ends with
+                counts = train_state.best_counts if result.restored_best else train_state.val_counts
+                if counts is not None:
+                    image = pictures.render_confusion(counts.reshape(data.num_classes, -1).cpu().numpy())
+                else:  # resumed before that epoch, or DDP (each rank counted its share): one pass now
+                    image = pictures.confusion_matrix(model, data.val, data.num_classes, tc.eval_batch_size)
                 tracker.log_image("pictures/confusion_matrix", image, result.epochs_run)
             # the model the run ends with, in its environment (unless the last epoch just did it with these weights)
             if data.evaluate is not None and (env_eval.get("epoch") != result.epochs_run or result.restored_best):

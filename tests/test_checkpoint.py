@@ -204,3 +204,29 @@ def test_loading_a_checkpoint_never_runs_code_from_it(tmp_path):
     with pytest.raises(ConfigError, match=re.escape(str(path))):
         load_checkpoint(path)
     assert RAN == []
+
+
+def test_background_writer_writes_one_checkpoint_under_two_names_and_keeps_them_apart(tmp_path):
+    from nnexp.checkpoint import BackgroundWriter
+
+    weights = torch.zeros(3)
+    writer = BackgroundWriter()
+    writer.submit({"model": {"w": weights}, "epoch": 1}, [tmp_path / "best.pt", tmp_path / "last.pt"])
+    weights += 5  # training goes on while the write is in flight: the checkpoint holds the values at submit
+    writer.submit({"model": {"w": weights}, "epoch": 2}, [tmp_path / "last.pt"])
+    writer.wait()
+    best, last = load_checkpoint(tmp_path / "best.pt"), load_checkpoint(tmp_path / "last.pt")
+    assert best["epoch"] == 1 and torch.equal(best["model"]["w"], torch.zeros(3))
+    assert last["epoch"] == 2 and torch.equal(last["model"]["w"], torch.full((3,), 5.0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]  # no temporary file left
+
+
+def test_background_writer_hands_a_failed_write_to_the_caller(tmp_path, monkeypatch):
+    from nnexp import checkpoint
+
+    writer = checkpoint.BackgroundWriter()
+    monkeypatch.setattr(checkpoint, "atomic_write", lambda path, data: (_ for _ in ()).throw(OSError("disk full")))
+    writer.submit({"model": {}}, [tmp_path / "last.pt"])
+    with pytest.raises(OSError, match="disk full"):
+        writer.wait()
+    writer.wait()  # reported once

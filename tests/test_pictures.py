@@ -264,3 +264,28 @@ def test_overhead_benchmark_quick_mode_runs(tmp_path):
     assert "| `nnexp train dataset=moons` |" in proc.stdout
     text = out.read_text()
     assert "Machine:" in text and "torch" in text and "| run |" in text
+
+
+@pytest.mark.parametrize("restore", [False, True])
+def test_confusion_counts_from_the_validation_passes_match_a_separate_pass(restore):
+    """The loop counts the confusion matrix while it validates; the end of the run draws the counts of the
+    epoch whose weights it ends with (the best epoch when restored), so they must equal a fresh pass."""
+    from nnexp import loop
+    from nnexp.data.synthetic import spirals as make
+    from nnexp.early_stopping import EarlyStopping
+    from nnexp.losses import make_objective
+
+    torch.manual_seed(0)
+    data = make(n_samples=300)
+    objective = make_objective("auto", data.task, data.num_classes, None)
+    model = MLP(data.input_shape, objective.num_outputs, hidden=[64, 64])
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)  # fast and noisy: val/loss turns back up
+    settings = loop.FitSettings(epochs=60, batch_size=16, confusion_classes=data.num_classes)
+    stopper = EarlyStopping(patience=3, enabled=restore, restore_best=restore)
+    state = loop.TrainState.new(0)
+    result = loop.fit(model, data, objective, optimizer, None, settings, stopper, state=state)
+    assert result.restored_best == restore  # restore: the run stopped early and went back to its best epoch
+    counts = state.best_counts if result.restored_best else state.val_counts
+    fresh = pictures.confusion_counts(model, data.val, data.num_classes)
+    np.testing.assert_array_equal(counts.reshape(data.num_classes, -1).numpy(), fresh)
+    assert fresh.sum() == len(data.val)
