@@ -230,8 +230,10 @@ def _vs_hand(case: str, what: str, overrides: list[str], make: Callable, epochs:
     res = alternate(sides, repeats)
     ok, worst = same_losses(nnexp_losses(res["nnexp"]["last"]["run_dir"]), res["hand"]["last"]["history"])
     ratio = res["nnexp"]["median"] / res["hand"]["median"]
+    spread = "; ".join(f"{name} {min(r['times']):.2f}-{max(r['times']):.2f} s" for name, r in res.items())
     row = _row(case, what, res["nnexp"]["median"], res["hand"]["median"], ratio, f"<= {target:.2f}",
-               ratio <= target and ok, f"losses agree to {worst:.1e} ({'OK' if ok else 'NOT the same work'})")
+               ratio <= target and ok, f"losses agree to {worst:.1e} ({'OK' if ok else 'NOT the same work'}); "
+               f"rounds: {spread}")
     return row, res
 
 
@@ -409,6 +411,9 @@ def main(argv: list[str] | None = None) -> int:
             rows += CASES[case](args.quick, repeats, Path(tmp) / case)
             print(f"{case} done in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     text = table(rows)
+    missed = [r for r in rows if r["met"] is False]
+    if missed:
+        text += "\n\nTargets not met:\n\n" + "\n".join(f"- {r['id']}, {r['what']}: {r['note']}." for r in missed)
     print(text)
     agree = all("NOT" not in r["note"] for r in rows)
     if not args.quick:

@@ -71,7 +71,7 @@ class TrainerConf:
     strategy: str = "auto"  # auto: one process | ddp: DistributedDataParallel under torchrun
     precision: str = "32"  # 32 | bf16 | 16 (autocast; 16 with a GradScaler, CUDA only)
     channels_last: bool = False  # image models: NHWC memory layout (faster convolutions on recent GPUs)
-    compile: bool = False  # torch.compile the model (off: on CPU it is slower for these small models)
+    compile: bool = False  # torch.compile the model (off: compiling takes tens of seconds before the first step)
 
 
 @dataclass

@@ -372,8 +372,8 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
         trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if tc.compile:
         if device.type == "cpu":
-            log.warning("trainer.compile on CPU: compiling takes a while and these small models usually run "
-                        "slower compiled; it pays off on GPUs")
+            log.warning("trainer.compile on CPU: compiling takes tens of seconds before the first step; it pays "
+                        "off only for long runs (benchmarks/RESULTS_speed_options.md)")
         trained = torch.compile(trained)
     writes = ranks.main  # under DDP only rank 0 writes files and prints
 
