@@ -9,7 +9,6 @@ display. Its batches are not nnexp's, so its losses are not compared.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,23 +41,17 @@ class Classifier(L.LightningModule):
         return self._optimizer
 
 
-def lightning_side(make: Callable[[], tuple], *, epochs: int, batch_size: int, seed: int, patience: int,
-                   root: Path) -> Callable[[], tuple[float, dict]]:
-    calls = [0]
-
-    def go() -> tuple[float, dict]:
-        calls[0] += 1
-        start = time.perf_counter()
-        model, optimizer, data = make()
-        train = DataLoader(TensorDataset(data.train.x, data.train.y), batch_size=batch_size, shuffle=True,
-                           generator=torch.Generator().manual_seed(seed))
-        val = DataLoader(TensorDataset(data.val.x, data.val.y), batch_size=1024)
-        trainer = L.Trainer(
-            max_epochs=epochs, accelerator="cpu", devices=1, default_root_dir=str(root / f"lightning{calls[0]}"),
-            callbacks=[L.pytorch.callbacks.EarlyStopping(monitor="val/loss", patience=patience)],
-            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-        )
-        trainer.fit(Classifier(model, optimizer), train, val)
-        return time.perf_counter() - start, {}
-
-    return go
+def train(make: Callable[[], tuple], *, epochs: int, batch_size: int, seed: int, patience: int,
+          root_dir: Path) -> dict:
+    """One Lightning run of ``make()``'s (model, optimizer, data); benchmarks/run.py times it."""
+    model, optimizer, data = make()
+    loader = DataLoader(TensorDataset(data.train.x, data.train.y), batch_size=batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(seed))
+    val = DataLoader(TensorDataset(data.val.x, data.val.y), batch_size=1024)
+    trainer = L.Trainer(
+        max_epochs=epochs, accelerator="cpu", devices=1, default_root_dir=str(root_dir),
+        callbacks=[L.pytorch.callbacks.EarlyStopping(monitor="val/loss", patience=patience)],
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+    )
+    trainer.fit(Classifier(model, optimizer), loader, val)
+    return {}

@@ -67,27 +67,36 @@ def compose(overrides: list[str]):  # noqa: ANN201 - a DictConfig
         return hydra_compose(config_name="train", overrides=overrides)
 
 
+def timed(body: Callable[[int], dict]) -> Callable[[], tuple[float, dict]]:
+    """A side of a comparison: each call runs ``body(call number, from 1)`` and returns (seconds, its result)."""
+    calls = [0]
+
+    def go() -> tuple[float, dict]:
+        calls[0] += 1
+        start = time.perf_counter()
+        detail = body(calls[0])
+        return time.perf_counter() - start, detail
+
+    return go
+
+
 def nnexp_side(overrides: list[str], root: Path) -> Callable[[], tuple[float, dict]]:
-    """A timed call of ``nnexp.run.run`` (config composed once, outside the timing); each call a new run dir."""
+    """Timed calls of ``nnexp.run.run`` (config composed once, outside the timing); each call a new run dir."""
     from nnexp.run import run
 
     overrides = [*overrides, "trainer.progress=none"]
     cfg = compose(overrides)
     choices = dict(o.split("=", 1) for o in overrides if o.split("=", 1)[0] in ("model", "dataset"))
-    calls = [0]
 
-    def go() -> tuple[float, dict]:
-        calls[0] += 1
-        run_dir = root / f"nnexp{calls[0]}"
+    def body(call: int) -> dict:
+        run_dir = root / f"nnexp{call}"
         with contextlib.redirect_stdout(io.StringIO()):  # the run's closing table, not the suite's
-            start = time.perf_counter()
             summary = run(cfg, run_dir=run_dir, overrides=overrides, choices=choices)
-            seconds = time.perf_counter() - start
         if summary["status"] not in ("completed", "early_stopped"):
             raise RuntimeError(f"nnexp run {overrides}: {summary['status']} {summary.get('message', '')}")
-        return seconds, {"run_dir": run_dir, "summary": summary}
+        return {"run_dir": run_dir, "summary": summary}
 
-    return go
+    return timed(body)
 
 
 def nnexp_losses(run_dir: Path) -> list[dict]:
@@ -112,19 +121,16 @@ def same_losses(ours: list[dict], theirs: list[dict]) -> tuple[bool, float]:
 
 def hand_side(make: Callable[[], tuple], *, epochs: int, batch_size: int, seed: int, patience: int | None,
               root: Path) -> Callable[[], tuple[float, dict]]:
-    """A timed call of the hand loop: data, model and optimizer made inside the timing, like nnexp's."""
-    calls = [0]
+    """Timed calls of the hand loop: data, model and optimizer made inside the timing, like nnexp's."""
 
-    def go() -> tuple[float, dict]:
-        calls[0] += 1
-        start = time.perf_counter()
+    def body(call: int) -> dict:
         model, optimizer, data = make()
         history = hand_loop.train(model, optimizer, (data.train.x, data.train.y), (data.val.x, data.val.y),
                                   epochs=epochs, batch_size=batch_size, seed=seed, patience=patience,
-                                  log_dir=root / f"hand{calls[0]}")
-        return time.perf_counter() - start, {"history": history}
+                                  log_dir=root / f"hand{call}")
+        return {"history": history}
 
-    return go
+    return timed(body)
 
 
 def alternate(sides: dict[str, Callable[[], tuple[float, dict]]], repeats: int) -> dict[str, dict]:
@@ -344,14 +350,14 @@ def b7_lightning(quick: bool, repeats: int, root: Path) -> list[dict]:
     except ImportError:
         return [_row("B7", "PyTorch Lightning", None, None, None, "reported", None,
                      "not installed (`pip install lightning` to include it)")]
-    from lightning_side import lightning_side
+    from lightning_side import train as lightning_train
 
     rows = []
     epochs = 2 if quick else 30
     n = 600 if quick else 60000
     for what, make, ep in ((f"B2 setup with Lightning ({epochs} epochs)", _make_mlp_on_digits, epochs),
                            (f"B3 setup with Lightning ({n:,} images, 1 epoch)", _make_lenet5(n), 1)):
-        sides = {"lightning": lightning_side(make, epochs=ep, batch_size=32, seed=0, patience=20, root=root),
+        sides = {"lightning": _lightning_side(lightning_train, make, ep, root),
                  "hand": hand_side(make, epochs=ep, batch_size=32, seed=0, patience=20, root=root)}
         torch.set_num_threads(_auto_threads())
         res = alternate(sides, repeats)
@@ -360,6 +366,12 @@ def b7_lightning(quick: bool, repeats: int, root: Path) -> list[dict]:
                          f"Lightning {lightning.__version__}, defaults (its DataLoader, checkpointing, "
                          "progress bar off)"))
     return rows
+
+
+def _lightning_side(train: Callable, make: Callable[[], tuple], epochs: int, root: Path) -> Callable:
+    """Timed Lightning runs (benchmarks/lightning_side.py) with the hand loop's batch size and patience."""
+    return timed(lambda call: train(make, epochs=epochs, batch_size=32, seed=0, patience=20,
+                                    root_dir=root / f"lightning{call}"))
 
 
 CASES = {"B1": b1_startup, "B2": b2_overhead, "B3": b3_compute, "B4": b4_logging, "B5": b5_sweep,

@@ -42,9 +42,6 @@ class FitSettings:
     # runs, so the confusion matrix at the end needs no pass of its own
     confusion_classes: int | None = None
 
-    def autocast(self, device: torch.device):  # noqa: ANN201 - a context manager
-        return autocast(self.precision, device)
-
 
 def autocast(precision: str, device: torch.device):  # noqa: ANN201 - a context manager
     """Forward passes and losses in ``precision`` (a no-op at 32); the weights stay float32."""
@@ -106,6 +103,7 @@ def evaluate(model: nn.Module, split: Split, objective: Objective, batch_size: i
     correct = torch.zeros((), device=device, dtype=torch.long)
     n = len(split)
     units = 0  # answers scored: samples, or tokens for per-step targets
+    classes = math.isqrt(counts.numel()) if counts is not None else 0
     for start in range(0, n, batch_size):
         xb, yb = split.x[start:start + batch_size], split.y[start:start + batch_size]
         with autocast(precision, device):
@@ -114,7 +112,6 @@ def evaluate(model: nn.Module, split: Split, objective: Objective, batch_size: i
         if objective.correct is not None:
             correct += objective.correct(out, yb)
         if counts is not None:
-            classes = math.isqrt(counts.numel())
             counts += torch.bincount(yb.reshape(-1) * classes + predicted_class(out).reshape(-1),
                                      minlength=classes * classes)
         units += objective.units(yb)
@@ -187,7 +184,7 @@ def train_one_epoch(
         if d.active:  # this rank's share of the global batch
             idx = idx[d.rank::d.world]
         xb, yb = split.x[idx], split.y[idx]  # (B, *input_shape), (B,) or (B, T) per step
-        with settings.autocast(device):
+        with autocast(settings.precision, device):
             out = model(xb)
             # the data loss: what train/loss reports
             loss = (objective.loss(out, yb) if len(idx) else out.sum() * 0.0).float()

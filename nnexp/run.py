@@ -323,7 +323,10 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
     settings = FitSettings(epochs=tc.epochs, batch_size=tc.batch_size, eval_batch_size=tc.eval_batch_size,
                            grad_clip=tc.grad_clip, l1=reg.l1, seed=tc.seed, dist=ranks, precision=precision,
                            scaler=scaler)
-    if tc.confusion_matrix and tc.tensorboard and data.task == "classification" and not ranks.active:
+    # drawn at the end into TensorBoard, from counts the validation passes keep (not under DDP, where
+    # each rank counts its share: there one pass at the end)
+    confusion = tc.confusion_matrix and tc.tensorboard and data.task == "classification"
+    if confusion and not ranks.active:
         settings.confusion_classes = data.num_classes
     data = data.to(device)
     if tc.channels_last:
@@ -462,7 +465,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None, overrides: list[str] | Non
         if result.status in ("completed", "early_stopped"):  # pictures of the model the run ends with
             if pictures_every and result.epochs_run % pictures_every:
                 log_pictures(result.epochs_run)  # the last step of the IMAGES slider: the model the run ends with
-            if tc.confusion_matrix and tc.tensorboard and data.task == "classification" and writes:
+            if confusion and writes:
                 # counted by the validation pass of the epoch whose weights the run ends with
                 counts = train_state.best_counts if result.restored_best else train_state.val_counts
                 if counts is not None:
