@@ -303,7 +303,8 @@ def fit(
         state.sums = None
         train_loss, train_acc = stats.loss, stats.acc
         if stats.bad_step is not None:
-            val_loss, val_acc = evaluate(model, data.val, objective, settings.eval_batch_size, settings.dist)
+            val_loss, val_acc = evaluate(model, data.val, objective, settings.eval_batch_size, settings.dist,
+                                         settings.precision)
             metrics = {"train/loss": train_loss, "val/loss": val_loss, "train/acc": train_acc, "val/acc": val_acc,
                        "lr": lr, "seconds": time.perf_counter() - start}
             result.history.append({"epoch": epoch, **metrics})
