@@ -105,6 +105,8 @@ BAD = [
      "dataset: shape=[28, 28] must be three positive sizes [channels, height, width]"),
     (["trainer.channels_last=maybe"], "trainer.channels_last"),
     (["trainer.compile=sometimes"], "trainer.compile"),
+    (["trainer.tensorboard=maybe"], "trainer.tensorboard"),
+    (["dataset=random_images", "dataset.train_size=0"], "dataset: train_size=0 and val_size=10000 must be >= 1"),
     (["trainer.strategy=fsdp"], "trainer.strategy='fsdp' is out of range; allowed: one of auto, ddp"),
     # resume with nothing to resume
     (["trainer.resume=no/such/run"], "trainer.resume=no/such/run: no such run folder or checkpoint file"),
