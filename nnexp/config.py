@@ -17,7 +17,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from nnexp.checks import parse
-from nnexp.errors import ConfigError
+from nnexp.errors import ConfigError, show
 
 TAGS = ("train/loss", "val/loss", "train/acc", "val/acc")
 LOSSES = ("auto", "cross_entropy", "nll", "bce", "mse", "perceptron")
@@ -265,7 +265,7 @@ def check_ranges(cfg: DictConfig) -> None:
             continue
         value = OmegaConf.to_container(node) if OmegaConf.is_config(node) else node
         if not ok(value):
-            raise ConfigError(f"{key}={_show(value)} is out of range; allowed: {allowed}")
+            raise ConfigError(f"{key}={show(value)} is out of range; allowed: {allowed}")
     for i, text in enumerate(OmegaConf.select(cfg, "expect", default=None) or []):
         try:
             parse(text)
@@ -281,10 +281,4 @@ def check_ranges(cfg: DictConfig) -> None:
 
 
 _ABSENT = object()
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return repr(value)
-    return str(value)
 

@@ -44,7 +44,14 @@ from nnexp.console import Reporter
 from nnexp.data import Split
 from nnexp.diagnosis import diagnose
 from nnexp.early_stopping import EarlyStopping
-from nnexp.errors import EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_TERMINATED, ConfigError, NnexpError
+from nnexp.errors import (
+    EXIT_DIVERGED,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    ConfigError,
+    NnexpError,
+    OptionError,
+)
 from nnexp.loop import FitSettings, TrainState, end_weights, evaluate, fit
 from nnexp.losses import make_objective
 from nnexp.models import count_parameters
@@ -128,11 +135,15 @@ def _build(group: str, node: DictConfig, **kwargs: Any) -> Any:
         if cause is None:  # Hydra could not import the _target_
             first = str(exc).splitlines()[0]
             raise ConfigError(f"{group}._target_: {first}") from None
+        if isinstance(cause, OptionError):  # one argument out of range: name its full key
+            raise ConfigError(cause.in_group(group)) from None
         # a constructor that rejects its arguments: the config of this group is wrong
         kind = "" if isinstance(cause, (ValueError, TypeError)) else f"{type(cause).__name__}: "
         raise ConfigError(f"{group}: {kind}{cause}") from None
     except NnexpError:
         raise
+    except OptionError as exc:
+        raise ConfigError(exc.in_group(group)) from None
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise ConfigError(f"{group}: {exc}") from None
 
