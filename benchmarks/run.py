@@ -6,7 +6,7 @@
 
 Every case runs each side once as a warm-up (discarded), then ``--repeats`` times
 alternating the order, and reports medians and their ratio. nnexp runs are
-``nnexp.run.run(cfg)`` on a config composed beforehand, exactly as ``nnexp train``
+``nnexp.run.run(cfg, ctx)`` on a config composed beforehand, exactly as ``nnexp train``
 calls it (B1 and B5 start real processes instead). The hand-written reference is
 benchmarks/hand_loop.py; it draws the same batches, so B2 and B3 also check that
 both computed the same thing: every epoch's train/loss and val/loss agree to 1e-6.
@@ -82,6 +82,7 @@ def timed(body: Callable[[int], dict]) -> Callable[[], tuple[float, dict]]:
 
 def nnexp_side(overrides: list[str], root: Path) -> Callable[[], tuple[float, dict]]:
     """Timed calls of ``nnexp.run.run`` (config composed once, outside the timing); each call a new run dir."""
+    from nnexp.context import RunContext
     from nnexp.run import run
 
     overrides = [*overrides, "trainer.progress=none"]
@@ -91,10 +92,10 @@ def nnexp_side(overrides: list[str], root: Path) -> Callable[[], tuple[float, di
     def body(call: int) -> dict:
         run_dir = root / f"nnexp{call}"
         with contextlib.redirect_stdout(io.StringIO()):  # the run's closing table, not the suite's
-            summary = run(cfg, run_dir=run_dir, overrides=overrides, choices=choices)
-        if summary["status"] not in ("completed", "early_stopped"):
-            raise RuntimeError(f"nnexp run {overrides}: {summary['status']} {summary.get('message', '')}")
-        return {"run_dir": run_dir, "summary": summary}
+            summary = run(cfg, RunContext(run_dir, tuple(overrides), choices))
+        if not summary.status.trained:
+            raise RuntimeError(f"nnexp run {overrides}: {summary.status} {summary.message}")
+        return {"run_dir": run_dir, "summary": summary.to_dict()}
 
     return timed(body)
 
@@ -244,9 +245,9 @@ def _vs_hand(case: str, what: str, overrides: list[str], make: Callable, epochs:
 
 
 def _auto_threads() -> int:
-    from nnexp.run import _cores, jobs_in_parallel
+    from nnexp.context import cores
 
-    return max(1, _cores() // jobs_in_parallel())
+    return cores()  # trainer.threads=0 in a single run: every core
 
 
 def b2_overhead(quick: bool, repeats: int, root: Path) -> list[dict]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import random
 import threading
 from pathlib import Path
@@ -12,42 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from nnexp.atomic import atomic_copy, atomic_write
 from nnexp.errors import ConfigError
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync it, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def atomic_copy(source: Path, path: Path) -> None:
-    """``path`` becomes a second name of the finished file ``source`` (a hard link, renamed into place: no
-    bytes written twice); where links are not supported, a copy written by ``atomic_write``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.unlink(missing_ok=True)
-        os.link(source, tmp)
-        os.replace(tmp, path)  # files are only ever replaced whole, never changed in place: sharing is safe
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        atomic_write(path, Path(source).read_bytes())
 
 
 def encode_checkpoint(state: dict[str, Any]) -> bytes:

@@ -95,7 +95,8 @@ def labels_of(summary: dict[str, Any]) -> dict[str, str]:
     for item in summary.get("overrides") or []:
         key, value = split_override(item)
         labels[key] = value
-    labels.setdefault("trainer.seed", str(summary.get("seed", "")))
+    seed = summary.get("seed")
+    labels.setdefault("trainer.seed", "" if seed is None else str(seed))
     return labels
 
 

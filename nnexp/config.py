@@ -19,21 +19,16 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from nnexp.checks import parse
 from nnexp.errors import ConfigError, show
 
-TAGS = ("train/loss", "val/loss", "train/acc", "val/acc")
 LOSSES = ("auto", "cross_entropy", "nll", "bce", "mse", "perceptron")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PROGRESS = ("auto", "rich", "plain", "none")
 # the environments of the rl datasets (nnexp/data/rl_envs.py ENVS; this module stays free of torch)
 RL_ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1")
-# trainer keys that change how a run is shown or logged, not what it learns: they name no
-# hyperparameter (HPARAMS tab) and no configuration of a sweep (nnexp report)
-DISPLAY_KEYS = frozenset({"trainer.progress", "trainer.checkpoints", "trainer.threads", "trainer.eval_batch_size",
-                          "trainer.pictures_every", "trainer.histograms_every", "trainer.confusion_matrix",
-                          "trainer.resume", "trainer.tensorboard", "trainer.log_every_n_steps"})
 
 
 @dataclass
 class EarlyStoppingConf:
+    _target_: str = "nnexp.early_stopping.EarlyStopping"  # checks its own options (one validation path)
     enabled: bool = False
     monitor: str = "val/loss"
     mode: str = "min"
@@ -194,10 +189,6 @@ _RULES: list[tuple[str, Any, str]] = [
     ("model.init", lambda v: v in ("torch", "he", "xavier"), "one of torch, he, xavier"),
     ("model.hidden", lambda v: isinstance(v, list) and all(_int_at_least(1)(h) for h in v),
      "a list of integers >= 1, e.g. [64,64]"),
-    ("regularizer.early_stopping.patience", _int_at_least(0), "an integer >= 0 (epochs)"),
-    ("regularizer.early_stopping.min_delta", _non_negative, "a finite number >= 0"),
-    ("regularizer.early_stopping.mode", lambda v: v in ("min", "max"), "one of min, max"),
-    ("regularizer.early_stopping.monitor", lambda v: v in TAGS, "one of " + ", ".join(TAGS)),
     ("scheduler.step_size", _int_at_least(1), "an integer >= 1 (epochs)"),
     ("scheduler.gamma", lambda v: _finite(v) and 0 < v <= 1, "a number in (0, 1]"),
     ("scheduler.factor", lambda v: _finite(v) and 0 < v < 1, "a number in (0, 1)"),

@@ -10,6 +10,7 @@ across ranks; only rank 0 writes anything.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -45,6 +46,14 @@ class Dist:
     def any(self, flag: bool, device: torch.device) -> bool:
         """True on every rank if it is true on any."""
         return self.sum([1.0 if flag else 0.0], device)[0] > 0
+
+    def first(self, step: int, device: torch.device) -> int:
+        """The smallest positive ``step`` over the ranks (0 where no rank has one)."""
+        if not self.active:
+            return step
+        t = torch.tensor(float(step) if step > 0 else math.inf, dtype=torch.float64, device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        return 0 if math.isinf(t.item()) else int(t.item())
 
     def broadcast(self, obj: object) -> object:
         """Rank 0's ``obj`` on every rank."""

@@ -1,8 +1,15 @@
 """fit() and evaluate(): the whole training loop, plain PyTorch, readable top to bottom.
 
 Data already sits on the device as tensors; an epoch is a shuffled permutation
-cut into batches. The loop syncs with the device once per epoch (the ``.item()``
-calls when metrics are logged), never per step.
+cut into batches. The epoch's running sums stay on the device and are read once,
+at its end (and at the steps ``log_every_n_steps`` asks for).
+
+A NaN/Inf loss never reaches a checkpoint. On the CPU, where reading a number
+costs nothing, each step's loss is read before its optimizer step, and the run
+stops with the weights of the step before. On a GPU that read would make the host
+wait for the device at every step; there the first non-finite step is remembered
+on the device, found when the epoch's sums are read, and the epoch is undone:
+model, optimizer and loss scaler go back to their state at its start.
 """
 
 from __future__ import annotations
@@ -21,6 +28,11 @@ from nnexp.data import Data, Split
 from nnexp.distributed import SINGLE, Dist
 from nnexp.early_stopping import EarlyStopping
 from nnexp.losses import Objective, predicted_class
+from nnexp.train_state import EpochStart, EpochStats, EpochSums, RunningSums, TrainState
+
+
+def _pass_through_scaler() -> torch.amp.GradScaler:
+    return torch.amp.GradScaler("cuda", enabled=False)
 
 
 @dataclass
@@ -33,7 +45,8 @@ class FitSettings:
     seed: int = 0
     dist: Dist = SINGLE
     precision: str = "32"  # 32 | bf16 | 16: autocast of forward and loss to that float type
-    scaler: torch.amp.GradScaler | None = None  # fp16 on CUDA: scales the loss so small gradients survive
+    # fp16 on CUDA: scales the loss so small gradients survive; otherwise disabled, a pass-through
+    scaler: torch.amp.GradScaler = field(default_factory=_pass_through_scaler)
     # > 0: on_step(global step, the step's loss tensor) every that many optimizer steps; what it does
     # with the tensor (``.item()``, a host sync) happens only at those steps
     log_every_n_steps: int = 0
@@ -41,6 +54,9 @@ class FitSettings:
     # classification: count validation answers per (true, predicted) class as each epoch's validation
     # runs, so the confusion matrix at the end needs no pass of its own
     confusion_classes: int | None = None
+    # True: read each step's loss before its optimizer step (the CPU: free). False: no host sync per step;
+    # the first non-finite step is found at the epoch's end and the epoch undone (GPUs)
+    check_every_step: bool = True
 
 
 def autocast(precision: str, device: torch.device):  # noqa: ANN201 - a context manager
@@ -48,21 +64,6 @@ def autocast(precision: str, device: torch.device):  # noqa: ANN201 - a context 
     if precision == "32":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-
-
-@dataclass
-class EpochStats:
-    """What one training epoch measured."""
-    loss: float
-    acc: float | None
-    whole: bool  # False: a stop was requested mid-epoch and the numbers are partial
-    # mean over the epoch's steps of the L2 norm of the first and last weight tensor's gradient
-    # (before clipping): a first layer that gets orders of magnitude less than the last is the
-    # vanishing-gradient picture
-    grad_norm_first: float | None = None
-    grad_norm_last: float | None = None
-    sums: EpochSums | None = None  # where the pass stands, for a mid-epoch checkpoint
-    bad_step: int | None = None  # the step (from 1) whose loss was NaN/Inf
 
 
 def end_weights(model: nn.Module) -> tuple[str, str] | None:
@@ -73,7 +74,7 @@ def end_weights(model: nn.Module) -> tuple[str, str] | None:
 
 @dataclass
 class FitResult:
-    status: str  # completed | early_stopped | diverged | interrupted
+    status: str  # completed | early_stopped | diverged | interrupted (nnexp/record.py)
     epochs_run: int
     history: list[dict[str, float | None]] = field(default_factory=list)
     message: str = ""
@@ -121,24 +122,10 @@ def evaluate(model: nn.Module, split: Split, objective: Objective, batch_size: i
     return loss_sum / n, acc
 
 
-@dataclass
-class EpochSums:
-    """Running sums of an epoch in progress: what a mid-epoch checkpoint must carry to finish it exactly."""
-    step: int = 0  # batches done
-    loss: float = 0.0  # sum of batch-mean loss x batch size
-    correct: int = 0
-    seen: int = 0
-    units: int = 0
-    grad_first: float = 0.0  # sums over steps of the two gradient norms
-    grad_last: float = 0.0
-    grad_steps: int = 0
-
-    def state_dict(self) -> dict[str, float | int]:
-        return dict(vars(self))
-
-    @classmethod
-    def from_state(cls, state: dict[str, float | int]) -> EpochSums:
-        return cls(**state)
+def _non_finite(loss: torch.Tensor, d: Dist) -> bool:
+    """Is this step's loss NaN/Inf (on any rank)? Reads the loss: a host sync, free on the CPU."""
+    bad = not bool(torch.isfinite(loss))
+    return d.any(bad, loss.device) if d.active else bad
 
 
 def train_one_epoch(
@@ -156,30 +143,22 @@ def train_one_epoch(
 
     The order is drawn from ``generator`` first, so a generator restored to its
     state at the start of the epoch gives the same order and the pass resumes at
-    batch ``sums.step``. A non-finite loss stops the pass before its optimizer
-    step: the weights stay those of the last good step.
+    batch ``sums.step``. A non-finite loss ends the pass before its optimizer step
+    when ``settings.check_every_step``; otherwise it is reported at the end (``bad_step``).
     """
     model.train()
-    device = split.x.device
-    n = len(split)
+    device, d, scaler = split.x.device, settings.dist, settings.scaler
+    n, size = len(split), settings.batch_size
     order = torch.randperm(n, generator=generator).to(device)  # CPU generator: same order on any device
     # the L1 penalty acts on weights (matrices, kernels), not on biases or norm scales
     l1_params = [p for p in model.parameters() if p.ndim > 1] if settings.l1 > 0 else []
     params = dict(model.named_parameters())
     ends = [params[name] for name in end_weights(model) or ()]
-    done = sums or EpochSums()
-    # on the device, summed over steps without a host sync; folded into ``done`` at the end
-    first_sum = torch.tensor(done.grad_first, device=device)
-    last_sum = torch.tensor(done.grad_last, device=device)
-    total_loss = torch.tensor(done.loss, device=device)
-    correct = torch.tensor(done.correct, device=device, dtype=torch.long)
-    seen, units, grad_steps, step = done.seen, done.units, done.grad_steps, done.step
-    bad_step = None
-    d = settings.dist
+    run = RunningSums(sums or EpochSums(), device)
     every = settings.log_every_n_steps if settings.on_step is not None else 0
-    steps_before = (epoch - 1) * math.ceil(n / settings.batch_size)  # global steps of the epochs before
-    for start in range(step * settings.batch_size, n, settings.batch_size):
-        idx = order[start:start + settings.batch_size]
+    steps_before = (epoch - 1) * math.ceil(n / size)  # global steps of the epochs before
+    for start in range(run.step * size, n, size):
+        idx = order[start:start + size]
         batch = len(idx)
         if d.active:  # this rank's share of the global batch
             idx = idx[d.rank::d.world]
@@ -188,11 +167,11 @@ def train_one_epoch(
             out = model(xb)
             # the data loss: what train/loss reports
             loss = (objective.loss(out, yb) if len(idx) else out.sum() * 0.0).float()
-        finite = bool(torch.isfinite(loss))
-        if (d.any(not finite, device) if d.active else not finite):  # stop before NaN/Inf reaches the weights
-            bad_step = step + 1
-            total_loss += loss.detach() * len(idx)
-            seen += len(idx)
+        if not settings.check_every_step:
+            run.watch(loss)
+        elif _non_finite(loss, d):  # stop before NaN/Inf reaches the weights
+            run.bad_step = run.step + 1
+            run.add(loss, len(idx))
             break
         objective_value = loss
         if d.active:  # DDP averages the ranks' gradients: weight each by its share, so the mean is the batch's
@@ -200,79 +179,20 @@ def train_one_epoch(
         if l1_params:
             objective_value = objective_value + settings.l1 * sum(p.abs().sum() for p in l1_params)
         optimizer.zero_grad(set_to_none=True)
-        scaler = settings.scaler
-        if scaler is not None:
-            scaler.scale(objective_value).backward()
-            scaler.unscale_(optimizer)  # the true gradients, for the norms and clipping below
-        else:
-            objective_value.backward()
-        if ends and ends[0].grad is not None and ends[-1].grad is not None:  # two small kernels, no sync
-            first_sum.add_(torch.linalg.vector_norm(ends[0].grad, dtype=torch.float32))
-            last_sum.add_(torch.linalg.vector_norm(ends[-1].grad, dtype=torch.float32))
-            grad_steps += 1
+        scaler.scale(objective_value).backward()
+        scaler.unscale_(optimizer)  # the true gradients (fp16), for the norms and clipping below
+        run.add_grad_norms(ends)
         if settings.grad_clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-        if scaler is not None:
-            scaler.step(optimizer)  # skipped when fp16 overflowed; the scale adapts
-            scaler.update()
-        else:
-            optimizer.step()
-
-        total_loss += loss.detach() * len(idx)
-        if objective.correct is not None:
-            correct += objective.correct(out.detach(), yb)
-        seen += len(idx)
-        units += objective.units(yb)
-        step += 1
-        if every and (steps_before + step) % every == 0:
-            settings.on_step(steps_before + step, loss.detach())
+        scaler.step(optimizer)  # fp16: skipped when the gradients overflowed, and the scale adapts
+        scaler.update()
+        run.add(loss, len(idx))
+        run.add_answers(out, yb, objective)
+        if every and (steps_before + run.step) % every == 0:
+            settings.on_step(steps_before + run.step, loss.detach())
         if not d.active and stop_requested():  # under DDP the ranks agree on stopping at the epoch's end
             break
-    loss_sum, right, seen, units = total_loss.item(), int(correct.item()), seen, units
-    if d.active:  # this epoch's numbers over all ranks (the gradient norms are the same on every rank)
-        loss_sum, right, seen, units = d.sum([loss_sum, float(right), float(seen), float(units)], device)
-        right, seen, units = int(right), int(seen), int(units)
-    sums_now = EpochSums(step, loss_sum, right, seen, units, first_sum.item(), last_sum.item(), grad_steps)
-    acc = sums_now.correct / units if objective.correct is not None and units else None
-    first = last = None
-    if grad_steps:
-        first, last = sums_now.grad_first / grad_steps, sums_now.grad_last / grad_steps
-    return EpochStats(sums_now.loss / max(seen, 1), acc, seen == n and bad_step is None, first, last,
-                      sums=sums_now, bad_step=bad_step)
-
-
-@dataclass
-class TrainState:
-    """What fit() carries from epoch to epoch beyond model, optimizer, scheduler and early stopping.
-
-    A checkpoint stores it (``state_dict``), so a resumed run continues exactly:
-    the same batches in the same order, the epoch in progress finished from the
-    batch it stopped at.
-    """
-    generator: torch.Generator  # draws each epoch's order: CPU, so the order is the same on any device
-    epoch: int = 0  # epochs completed
-    epoch_start: torch.Tensor | None = None  # generator state when the current epoch drew its order
-    sums: EpochSums | None = None  # the epoch in progress, when stopped mid-epoch
-    history: list[dict[str, float | None]] = field(default_factory=list)
-    best_state: dict | None = None  # weights of the best epoch, for restore_best
-    # flat (C * C,) validation confusion counts of the last epoch and of best_state (this process only)
-    val_counts: torch.Tensor | None = None
-    best_counts: torch.Tensor | None = None
-
-    @classmethod
-    def new(cls, seed: int) -> TrainState:
-        return cls(torch.Generator().manual_seed(seed))
-
-    def state_dict(self) -> dict:
-        """Plain containers and tensors (best_state lives in best.pt)."""
-        return {"generator": self.generator.get_state(), "epoch": self.epoch, "epoch_start": self.epoch_start,
-                "sums": self.sums.state_dict() if self.sums else None, "history": self.history}
-
-    def load_state_dict(self, state: dict) -> None:
-        """The position and history; the generator's state is restored with the other random states."""
-        self.epoch, self.epoch_start = state["epoch"], state["epoch_start"]
-        self.sums = EpochSums.from_state(state["sums"]) if state["sums"] else None
-        self.history = list(state["history"])
+    return run.finish(n, d, objective)
 
 
 def fit(
@@ -298,23 +218,18 @@ def fit(
             state.generator.set_state(state.epoch_start)
         else:
             state.epoch_start = state.generator.get_state()
+        undo = None if settings.check_every_step else EpochStart.take(_unwrapped(model), optimizer, settings.scaler)
         stats = train_one_epoch(model, data.train, objective, optimizer, settings, state.generator, stop_requested,
                                 sums=state.sums, epoch=epoch)
         state.sums = None
-        train_loss, train_acc = stats.loss, stats.acc
+        diverged = None
         if stats.bad_step is not None:
-            val_loss, val_acc = evaluate(model, data.val, objective, settings.eval_batch_size, settings.dist,
-                                         settings.precision)
-            metrics = {"train/loss": train_loss, "val/loss": val_loss, "train/acc": train_acc, "val/acc": val_acc,
-                       "lr": lr, "seconds": time.perf_counter() - start}
-            result.history.append({"epoch": epoch, **metrics})
-            result.epochs_run = epoch
-            result.status = "diverged"
-            result.message = (f"train/loss became {stats.loss} in epoch {epoch}, step {stats.bad_step}; "
-                              f"the weights are those of the step before")
-            on_epoch_end(epoch, metrics, False)  # logged, so the curve shows it; never checkpointed
-            break
-        if not stats.whole:  # a stop was asked for mid-epoch: keep the position, log nothing partial
+            if undo is not None:  # steps after the bad one changed the weights: back to the epoch's start
+                undo.restore(_unwrapped(model), optimizer, settings.scaler)
+            weights = "those of the step before" if undo is None else f"those of the end of epoch {epoch - 1}"
+            diverged = (f"train/loss became {stats.loss} in epoch {epoch}, step {stats.bad_step}; "
+                        f"the weights are {weights}")
+        elif not stats.whole:  # a stop was asked for mid-epoch: keep the position, log nothing partial
             state.sums = stats.sums
             result.status = "interrupted"
             result.message = f"interrupted during epoch {epoch} after step {stats.sums.step}"
@@ -325,16 +240,18 @@ def fit(
         val_loss, val_acc = evaluate(model, data.val, objective, settings.eval_batch_size, settings.dist,
                                      settings.precision, counts=counts)
         state.val_counts = counts
-        metrics = {"train/loss": train_loss, "val/loss": val_loss, "train/acc": train_acc,
+        whole = diverged is None  # the gradient norms of a pass cut short by a bad step mean nothing
+        metrics = {"train/loss": stats.loss, "val/loss": val_loss, "train/acc": stats.acc,
                    "val/acc": val_acc, "lr": lr, "seconds": time.perf_counter() - start,
-                   "grad_norm/first_layer": stats.grad_norm_first, "grad_norm/last_layer": stats.grad_norm_last}
+                   "grad_norm/first_layer": stats.grad_norm_first if whole else None,
+                   "grad_norm/last_layer": stats.grad_norm_last if whole else None}
         result.history.append({"epoch": epoch, **metrics})
         result.epochs_run = state.epoch = epoch
-
-        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-            result.status = "diverged"
-            bad = "train/loss" if not math.isfinite(train_loss) else "val/loss"
-            result.message = f"{bad} became {metrics[bad]} in epoch {epoch}"
+        if diverged is None and not (math.isfinite(stats.loss) and math.isfinite(val_loss)):
+            bad = "train/loss" if not math.isfinite(stats.loss) else "val/loss"
+            diverged = f"{bad} became {metrics[bad]} in epoch {epoch}"
+        if diverged is not None:
+            result.status, result.message = "diverged", diverged
             on_epoch_end(epoch, metrics, False)  # logged, so the curve shows it; never checkpointed
             break
 

@@ -9,10 +9,8 @@ table of their own, and the ``expect`` claims of the jobs are checked per seed.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import sys
-import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +21,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from nnexp import record
 from nnexp.checks import check_sweep, labels_of, parse, split_override, value_at, verdict
-from nnexp.cli import sweep_labels
-from nnexp.config import DISPLAY_KEYS
+from nnexp.fingerprint import DISPLAY_KEYS
+from nnexp.record import Outcome, Status
+from nnexp.report_plot import as_number as _num
+from nnexp.report_plot import write_plot
+from nnexp.sweep import labels as sweep_labels
 
 USAGE = """\
 usage: nnexp report PATH [PATH ...]
@@ -56,16 +58,6 @@ class Config:
     done: list[dict[str, Any]] = field(default_factory=list)  # summaries of jobs that ran
     failed: list[dict[str, Any]] = field(default_factory=list)
     label: str = ""
-
-
-def _num(value: Any) -> float | None:
-    """A summary value as a float ("nan"/"inf" are how summary.json stores non-finite numbers)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _stat(values: list[float | None]) -> Stat:
@@ -114,12 +106,15 @@ def find_summaries(path: Path) -> list[Path]:
 
 
 def load_job(path: Path) -> dict[str, Any]:
-    try:
-        job = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        job = {"status": "failed", "error": f"unreadable summary.json: {exc}"}
+    """A job's summary.json as read by nnexp/record.py (any version; damaged: failed), as its JSON object."""
+    job = record.read(path).to_dict()
     job["_dir"] = path.parent
     return job
+
+
+def _finished(job: dict[str, Any]) -> bool:
+    """Has a result to pool (completed, early stopped, diverged); failed and interrupted jobs are listed apart."""
+    return Status.of(job.get("status")).outcome is Outcome.FINISHED
 
 
 def group(jobs: list[dict[str, Any]]) -> tuple[list[Config], list[str]]:
@@ -128,7 +123,7 @@ def group(jobs: list[dict[str, Any]]) -> tuple[list[Config], list[str]]:
     for job in jobs:
         own = [o for o in job.get("overrides") or [] if split_override(o)[0] not in _NOT_CONFIG and not o.startswith("hydra.")]
         config = configs.setdefault(tuple(sorted(own)), Config(own))
-        (config.failed if job.get("status") == "failed" else config.done).append(job)
+        (config.done if _finished(job) else config.failed).append(job)
     result = list(configs.values())
     if len(result) == 1:  # nothing differs: name the configuration by all of its overrides
         result[0].label = " ".join(o.lstrip("+") for o in result[0].overrides) or "(defaults)"
@@ -192,88 +187,15 @@ def check_claims(jobs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     return rows
 
 
-def write_csv(path: Path, rows: list[dict[str, Any]], failed: list[tuple[str, str, str]]) -> None:
+def write_csv(path: Path, rows: list[dict[str, Any]], failed: list[tuple[str, str, str, str]]) -> None:
     with open(path, "w", newline="") as f:
         out = csv.writer(f)
         out.writerow(_CSV_COLUMNS)
         for r in rows:
             out.writerow([r["label"], r["n"], r["monitor"], *r["best"], r["best_epoch"], *r["final"], *r["gap"],
                           *r["val_acc"], *r["seconds"], r["status"], r["diagnosis"], ""])
-        for label, seed, error in failed:
-            out.writerow([f"{label} trainer.seed={seed}" if seed else label, 1, *[""] * 12, "failed", "", error])
-
-
-def mean_curves(jobs: list[dict[str, Any]]) -> dict[str, list[float]]:
-    """Each metrics.csv column averaged over the jobs, on the epochs every job has."""
-    tables = []
-    for job in jobs:
-        file = Path(job["_dir"]) / "metrics.csv"
-        if file.is_file():
-            with open(file, newline="") as f:
-                tables.append({int(r["epoch"]): r for r in csv.DictReader(f)})
-    if not tables:
-        return {}
-    epochs = sorted(set.intersection(*(set(t) for t in tables)))
-    curves: dict[str, list[float]] = {"epoch": [float(e) for e in epochs]}
-    for tag in ("train/loss", "val/loss", "train/acc", "val/acc"):
-        values = [[_num(t[e].get(tag)) for t in tables] for e in epochs]
-        if epochs and all(v is not None for row in values for v in row):
-            curves[tag] = [mean(row) for row in values]
-    return curves
-
-
-def write_plot(path: Path, configs: list[Config], rows: list[dict[str, Any]], title: str) -> bool:
-    """Mean training loss, validation loss (and accuracy) curves per configuration; dotted line at the mean
-    best epoch."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import MaxNLocator
-
-    curves = {c.label: mean_curves(c.done) for c in configs if c.done}
-    if not any(len(c.get("epoch", [])) for c in curves.values()):
-        return False
-    has_acc = any("val/acc" in c for c in curves.values())
-    # (title, y label, the curves it draws); validation loss has its own panel on a linear scale,
-    # zoomed past the first epochs, where the differences between cures are a few hundredths
-    panels = [("training loss", "loss", ("train/loss",)), ("validation loss", "loss", ("val/loss",))]
-    if has_acc:
-        panels.append(("accuracy: train dashed, val solid", "accuracy", ("train/acc", "val/acc")))
-    fig = Figure(figsize=(15 if has_acc else 11, 4.8), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    colors = [f"C{i % 10}" for i in range(len(rows))]
-    widths = [2.4 - 1.2 * i / max(1, len(rows) - 1) for i in range(len(rows))]  # equal curves stay visible
-    for ax, (heading, ylabel, tags) in zip(axes, panels, strict=True):
-        shown: list[float] = []  # the values past the first tenth of each curve, for the zoom
-        for row, color, width in zip(rows, colors, widths, strict=True):
-            c = curves.get(row["label"], {})
-            for tag in tags:
-                if tag in c:
-                    style = "--" if tag.startswith("train/") and len(tags) > 1 else "-"
-                    ax.plot(c["epoch"], c[tag], style, color=color, linewidth=width)
-                    shown += [v for v in c[tag][len(c[tag]) // 10:] if math.isfinite(v)]
-            if row["best_epoch"] is not None and c:
-                ax.axvline(row["best_epoch"], color=color, linestyle=":", linewidth=1.2)
-        if shown:
-            low, high = min(shown), max(shown)
-            if tags == ("train/loss",) and low > 0 and high / low > 100:
-                ax.set_yscale("log")
-            elif high > low:
-                pad = 0.08 * (high - low)
-                ax.set_ylim(low - pad, high + pad)
-        ax.set(xlabel="epoch", ylabel=ylabel, title=heading)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-    handles = [Line2D([], [], color=color, linewidth=width, label=textwrap.fill(row["label"], 36))
-               for row, color, width in zip(rows, colors, widths, strict=True)]
-    handles += [Line2D([], [], color="grey", linestyle=s, label=t)
-                for s, t in (("--", "train (accuracy)"), ("-", "validation (accuracy)"), (":", "best epoch (mean)"))
-                if has_acc or s == ":"]
-    fig.legend(handles=handles, loc="outside right upper", fontsize=9)
-    fig.suptitle(textwrap.shorten(title, 100, placeholder=" ...)"), fontsize=11)
-    fig.savefig(path)
-    return True
+        for label, seed, status, error in failed:
+            out.writerow([f"{label} trainer.seed={seed}" if seed else label, 1, *[""] * 12, status, "", error])
 
 
 def _table(console: Console, title: str, columns: tuple[str, ...], rows: list[tuple], caption: str = "") -> None:
@@ -287,7 +209,8 @@ def _table(console: Console, title: str, columns: tuple[str, ...], rows: list[tu
     console.print(table)
 
 
-def main(args: list[str]) -> int:
+def _summaries(args: list[str]) -> tuple[list[Path], list[Path]] | int:
+    """The PATHs given and every summary.json below them; an exit code for bad arguments."""
     if any(a in ("-h", "--help") for a in args):
         sys.stdout.write(USAGE)
         return 0
@@ -304,8 +227,15 @@ def main(args: list[str]) -> int:
             print(f"nnexp report: error: {path}: {why}", file=sys.stderr)
             return 2
         found.update({s.resolve(): s for s in summaries})
+    return paths, list(found.values())
 
-    jobs = [load_job(p) for p in found.values()]
+
+def main(args: list[str]) -> int:
+    given = _summaries(args)
+    if isinstance(given, int):
+        return given
+    paths, found = given
+    jobs = [load_job(p) for p in found]
     configs, shared = group(jobs)
     done = [j for c in configs for j in c.done]
     monitor = _most_common([j.get("monitor") for j in done], "val/loss")
@@ -313,27 +243,12 @@ def main(args: list[str]) -> int:
     rows = sorted((summarize(c, monitor) for c in configs if c.done), key=lambda r: _sort_key(r, mode))
     order = {r["label"]: i for i, r in enumerate(rows)}
     configs.sort(key=lambda c: order.get(c.label, len(order)))
-    failed = [(c.label, labels_of(j)["trainer.seed"], j.get("error", "")) for c in configs for j in c.failed]
+    failed = [(c.label, labels_of(j)["trainer.seed"], j["status"], j.get("error") or j.get("message") or "")
+              for c in configs for j in c.failed]
     claims = check_claims(done)
-
-    console = Console(highlight=False, markup=False)  # overrides and claims hold brackets: plain text
-    if not console.is_terminal:  # piped or captured: rich would assume 80 columns and wrap every row
-        console = Console(highlight=False, markup=False, width=200)
     title = f"nnexp report: {_count(len(jobs), 'job')}, {_count(len(rows), 'configuration')}" + (
         f" (shared: {' '.join(shared)})" if shared else "")
-    _table(console, title, ("configuration", "n", f"best {monitor}", "best epoch", f"final {monitor}", "gap (final)",
-                            "val/acc (final)", "s/epoch", "status", "diagnosis"),
-           [(r["label"], str(r["n"]), _pm(r["best"]), _epoch(r["best_epoch"]), _pm(r["final"]), _pm(r["gap"]), _pm(r["val_acc"]),
-             _pm(r["seconds"]), r["status"], r["diagnosis"]) for r in rows],
-           caption=f"sorted by best {monitor}, {'highest' if mode == 'max' else 'lowest'} first; "
-                   "mean ± std over seeds; gap = val/loss - train/loss")
-    if failed:
-        _table(console, f"failed jobs: {len(failed)}", ("configuration", "seed", "error"),
-               [(label, seed or "-", error) for label, seed, error in failed])
-    if claims:
-        colour = {"PASS": "green", "FAIL": "bold red", "N/A": "yellow"}
-        _table(console, "claims (expect), checked per seed on the mean of the jobs each side selects",
-               ("claim", "result", "per seed"), [(c, Text(v, style=colour[v]), d) for c, v, d in claims])
+    _print(title, rows, failed, claims, monitor, mode)
     if paths[0].is_dir():
         csv_path, png_path = paths[0] / "report.csv", paths[0] / "report.png"
         try:
@@ -346,3 +261,24 @@ def main(args: list[str]) -> int:
     if claims:
         print(f"{sum(v == 'PASS' for _, v, _ in claims)} of {_count(len(claims), 'claim')} PASS")
     return 0
+
+
+def _print(title: str, rows: list[dict[str, Any]], failed: list[tuple[str, str, str, str]],
+           claims: list[tuple[str, str, str]], monitor: str, mode: str) -> None:
+    console = Console(highlight=False, markup=False)  # overrides and claims hold brackets: plain text
+    if not console.is_terminal:  # piped or captured: rich would assume 80 columns and wrap every row
+        console = Console(highlight=False, markup=False, width=200)
+    _table(console, title, ("configuration", "n", f"best {monitor}", "best epoch", f"final {monitor}", "gap (final)",
+                            "val/acc (final)", "s/epoch", "status", "diagnosis"),
+           [(r["label"], str(r["n"]), _pm(r["best"]), _epoch(r["best_epoch"]), _pm(r["final"]), _pm(r["gap"]),
+             _pm(r["val_acc"]), _pm(r["seconds"]), r["status"], r["diagnosis"]) for r in rows],
+           caption=f"sorted by best {monitor}, {'highest' if mode == 'max' else 'lowest'} first; "
+                   "mean ± std over seeds; gap = val/loss - train/loss")
+    if failed:
+        what = "failed" if all(f[2] == Status.FAILED for f in failed) else "failed or unfinished"
+        _table(console, f"{what} jobs: {len(failed)}", ("configuration", "seed", "status", "error"),
+               [(label, seed or "-", status, error) for label, seed, status, error in failed])
+    if claims:
+        colour = {"PASS": "green", "FAIL": "bold red", "N/A": "yellow"}
+        _table(console, "claims (expect), checked per seed on the mean of the jobs each side selects",
+               ("claim", "result", "per seed"), [(c, Text(v, style=colour[v]), d) for c, v, d in claims])

@@ -2,8 +2,9 @@
 
 - ``auto``: the run in this run's own folder if it has a checkpoint (the pattern
   for re-running one command, ``hydra.run.dir=X trainer.resume=auto``, after a
-  kill or a pre-emption); otherwise the newest unfinished run under the same
-  runs folder whose config is this one (up to keys that only change how a run
+  kill or a pre-emption); otherwise the newest resumable run (interrupted, or
+  killed before it wrote summary.json: nnexp/record.py) under the same runs
+  folder whose config is this one (up to keys that only change how a run
   looks, and ``trainer.epochs``, so a run can be given more epochs); otherwise a
   new run.
 - a path: a run folder (its ``checkpoints/last.pt``) or a checkpoint file. A
@@ -16,63 +17,34 @@ state, so continuing from an earlier one replays the same epochs exactly.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
-from nnexp.checkpoint import load_checkpoint
-from nnexp.config import DISPLAY_KEYS
+from nnexp import record
+from nnexp.checkpoint import load_checkpoint, set_rng_state
 from nnexp.errors import ConfigError
+from nnexp.fingerprint import config_hash, same_run
+from nnexp.record import Outcome
+from nnexp.train_state import TrainState
 
 log = logging.getLogger(__name__)
 
-FINISHED = ("completed", "early_stopped", "diverged")
-IGNORED = DISPLAY_KEYS | {"trainer.epochs"}  # differences that do not make another run
 
-
-def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict):
-        out: dict[str, Any] = {}
-        for k, v in node.items():
-            out.update(_flat(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: node}
-
-
-def config_hash(config: dict[str, Any]) -> str:
-    """A fingerprint of what a run computes: the resolved config without the keys that only change how it
-    looks. Stored in summary.json; a sweep run again skips a job whose folder holds a finished run with it."""
-    import hashlib
-
-    flat = {k: v for k, v in _flat(config).items() if k not in DISPLAY_KEYS}
-    return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def finished_here(run_dir: Path, config: dict[str, Any]) -> dict[str, Any] | None:
-    """The summary of a finished run of this very config in ``run_dir``, else None."""
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if summary.get("status") in FINISHED and summary.get("config_hash") == config_hash(config):
+def finished_here(run_dir: Path, config: dict[str, Any]) -> record.RunSummary | None:
+    """The record of a finished run of this very config in ``run_dir``, else None (a sweep run again skips it)."""
+    summary = record.read(run_dir)
+    if summary is not None and summary.outcome is Outcome.FINISHED and summary.config_hash == config_hash(config):
         return summary
     return None
 
 
-def same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Do two resolved configs describe the same training run?"""
-    fa, fb = _flat(a), _flat(b)
-    return {k: v for k, v in fa.items() if k not in IGNORED} == {k: v for k, v in fb.items() if k not in IGNORED}
-
-
-def _unfinished(run: Path) -> bool:
-    try:
-        return json.loads((run / "summary.json").read_text()).get("status") not in FINISHED
-    except (OSError, ValueError):
-        return True  # killed before it could write one
+def _resumable(run: Path) -> bool:
+    """Interrupted, or killed before it could write its summary.json."""
+    summary = record.read(run)
+    return summary is None or summary.outcome is Outcome.RESUMABLE
 
 
 def _config_of(run: Path) -> dict[str, Any] | None:
@@ -86,7 +58,7 @@ def _newest_unfinished(run_dir: Path, config: dict[str, Any]) -> Path | None:
     """Among sibling runs (``<runs>/<date>/<time>_<id>``), the newest unfinished one with this config."""
     runs = run_dir.resolve().parent.parent
     found = [p.parent.parent for p in runs.glob("*/*/checkpoints/last.pt")]
-    found = [r for r in found if r.resolve() != run_dir.resolve() and _unfinished(r)]
+    found = [r for r in found if r.resolve() != run_dir.resolve() and _resumable(r)]
     for run in sorted(found, key=lambda r: (r / "checkpoints" / "last.pt").stat().st_mtime, reverse=True):
         other = _config_of(run)
         if other is not None and same_run(other, config):
@@ -129,3 +101,39 @@ def load(where: Path) -> tuple[dict[str, Any], Path]:
             raise
         log.warning("%s; resuming from %s instead", exc, best)
         return load_checkpoint(best), best
+
+
+def restore_rng(ckpt: dict[str, Any], state: TrainState) -> None:
+    """The shuffling generator and the global generators (dropout, numpy, random), as the checkpoint left them."""
+    state.generator.set_state(ckpt["train_state"]["generator"])
+    set_rng_state(ckpt["rng"])
+
+
+def restore(ckpt: dict[str, Any], path: Path, parts: Any) -> None:
+    """Load a checkpoint into the built run (nnexp.build.Components); one line naming the file on anything
+    that does not fit."""
+    if "train_state" not in ckpt or "rng" not in ckpt:
+        raise ConfigError(f"checkpoint {path}: has no training position or random states (written by nnexp "
+                          f"{ckpt.get('nnexp_version', '< 0.2')}), so it cannot be resumed exactly")
+    try:
+        parts.model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:  # size mismatch, missing or unexpected keys: torch lists them one per line
+        details = [ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()]
+        raise ConfigError(f"checkpoint {path}: does not fit this model: "
+                          f"{details[0] if details else exc}") from None
+    try:
+        parts.optimizer.load_state_dict(ckpt["optimizer"])
+        if parts.scheduler is not None and ckpt.get("scheduler") is not None:
+            parts.scheduler.load_state_dict(ckpt["scheduler"])
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise ConfigError(f"checkpoint {path}: its optimizer state does not fit this optimizer: {exc}") from None
+    parts.stopper.load_state_dict(ckpt["early_stopping"])
+    parts.state.load_state_dict(ckpt["train_state"])
+    restore_rng(ckpt, parts.state)
+    scaler = parts.settings.scaler
+    if scaler.is_enabled() and ckpt.get("scaler"):
+        scaler.load_state_dict(ckpt["scaler"])
+    best = path.parent / "best.pt"
+    stopper = parts.stopper
+    if stopper.enabled and stopper.restore_best and stopper.best_epoch and best.exists():
+        parts.state.best_state = load(best)[0]["model"]

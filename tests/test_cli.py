@@ -8,7 +8,7 @@ import sys
 from conftest import REPO, run_subprocess
 
 from nnexp import __version__
-from nnexp.cli import condense_hydra_error
+from nnexp.hydra_errors import condense_hydra_error
 
 
 def test_top_level_help_lists_subcommands(run_cli):
@@ -94,11 +94,11 @@ def test_stderr_stays_a_real_stream_during_a_run(tmp_path):
     """Code inside a run may ask sys.stderr for its file descriptor or encoding."""
     code = (
         "import sys, nnexp.run\n"
-        "real = nnexp.run.run\n"
+        "real = nnexp.run.Run.train\n"
         "def spy(*a, **k):\n"
         "    print('FILENO', sys.stderr.fileno(), sys.stderr.encoding)\n"
         "    return real(*a, **k)\n"
-        "nnexp.run.run = spy\n"
+        "nnexp.run.Run.train = spy\n"
         "from nnexp.cli import main\n"
         "main(['train', 'dataset=xor', 'trainer.epochs=1', 'trainer.progress=none', 'hydra.run.dir=r'])\n"
     )

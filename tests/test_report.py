@@ -154,7 +154,7 @@ def test_report_rejects_a_path_without_runs(tmp_path, capsys):
 
 def test_display_only_keys_do_not_split_configurations():
     """The report and the HPARAMS tab share one list of keys that change only how a run is shown."""
-    from nnexp.config import DISPLAY_KEYS
+    from nnexp.fingerprint import DISPLAY_KEYS
     from nnexp.report import group
 
     jobs = [{"status": "completed", "overrides": ["regularizer=l2", f"{key}=1", f"trainer.seed={seed}"]}

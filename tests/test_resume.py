@@ -15,7 +15,7 @@ import torch
 from conftest import read_summary
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from nnexp import run as run_module
+from nnexp import build, resume
 
 # dropout draws from torch's generator, the batch order from the shuffling generator: both must be restored
 RUN = ["dataset=moons", "dataset.n_samples=3000", "model.hidden=[32,32]", "regularizer=dropout",
@@ -118,7 +118,7 @@ def test_without_the_random_states_the_resumed_run_differs(run_cli, tmp_path, mo
     """Negative control: the test above would catch a checkpoint that leaves the random states out."""
     _continue(run_cli, tmp_path / "whole", 6)
     _continue(run_cli, tmp_path / "parts", 3)
-    monkeypatch.setattr(run_module, "_restore_rng", lambda ckpt, train_state: None)
+    monkeypatch.setattr(resume, "restore_rng", lambda ckpt, state: None)
     _continue(run_cli, tmp_path / "parts", 6)
     with pytest.raises(AssertionError, match="final weights differ"):
         _same_run(tmp_path / "whole", tmp_path / "parts")
@@ -236,7 +236,7 @@ def test_divergence_stops_at_the_step_and_keeps_the_last_good_checkpoint(run_cli
     import math
     import re
 
-    real = run_module.make_objective
+    real = build.make_objective
     calls = {"train": 0}
 
     def objective_that_breaks(*args, **kwargs):
@@ -252,7 +252,7 @@ def test_divergence_stops_at_the_step_and_keeps_the_last_good_checkpoint(run_cli
 
         return dataclasses.replace(base, loss=loss)
 
-    monkeypatch.setattr(run_module, "make_objective", objective_that_breaks)
+    monkeypatch.setattr(build, "make_objective", objective_that_breaks)
     run_dir = tmp_path / "run"
     code, _, err = run_cli("train", "dataset=moons", "model.hidden=[8]", "regularizer=none", "trainer.epochs=10",
                            "trainer.progress=none", f"hydra.run.dir={run_dir}")

@@ -219,13 +219,15 @@ def test_cosine_schedule_lowers_the_logged_lr(run_cli, tmp_path):
 
 
 def test_regularizer_values_reach_the_model_and_optimizer():
-    from nnexp.run import _build, _param_groups
+    from hydra.utils import instantiate
+
+    from nnexp.build import component, param_groups
 
     cfg = compose_cfg(["regularizer=all"])
-    model = _build("model", cfg.model, input_shape=(1, 8, 8), num_outputs=10)
+    model = component("model", cfg.model, input_shape=(1, 8, 8), num_outputs=10)
     drops = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
     assert drops and all(d.p == 0.5 for d in drops)
-    opt = _build("optimizer", cfg.optimizer, params=_param_groups(model, cfg.optimizer.weight_decay))
+    opt = instantiate(cfg.optimizer)(param_groups(model, cfg.optimizer.weight_decay))
     decayed, plain = opt.param_groups
     assert decayed["weight_decay"] == pytest.approx(1e-3) and all(p.ndim > 1 for p in decayed["params"])
     assert plain["weight_decay"] == 0.0 and all(p.ndim == 1 for p in plain["params"])

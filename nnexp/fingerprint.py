@@ -1,0 +1,44 @@
+"""What makes two runs the same run: the resolved config, less the keys that only change how it looks.
+
+Free of torch and Hydra: ``nnexp report`` reads it, and so do the sweep and
+resume rules (a sweep run again skips a job whose folder holds a finished run
+with the same fingerprint; ``trainer.resume=auto`` continues a run whose config
+is this one up to the epoch budget).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+# trainer keys that change how a run is shown or logged, not what it learns: they name no
+# hyperparameter (HPARAMS tab) and no configuration of a sweep (nnexp report)
+DISPLAY_KEYS = frozenset({"trainer.progress", "trainer.checkpoints", "trainer.threads", "trainer.eval_batch_size",
+                          "trainer.pictures_every", "trainer.histograms_every", "trainer.confusion_matrix",
+                          "trainer.resume", "trainer.tensorboard", "trainer.log_every_n_steps"})
+# differences that do not make another run to continue: display keys, and the epoch budget (a run may grow)
+RESUMABLE_CHANGES = DISPLAY_KEYS | {"trainer.epochs"}
+
+
+def flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"trainer": {"epochs": 3}}`` -> ``{"trainer.epochs": 3}``."""
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out.update(flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """A fingerprint of what a run computes (stored in summary.json as ``config_hash``)."""
+    kept = {k: v for k, v in flat(config).items() if k not in DISPLAY_KEYS}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Do two resolved configs describe the same training run, up to how it looks and how long it trains?"""
+    fa, fb = flat(a), flat(b)
+    return ({k: v for k, v in fa.items() if k not in RESUMABLE_CHANGES}
+            == {k: v for k, v in fb.items() if k not in RESUMABLE_CHANGES})

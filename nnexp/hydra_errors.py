@@ -1,0 +1,70 @@
+"""Hydra's own error reports (unknown option or key, bad override syntax, wrong type), made short.
+
+Hydra prints them to stderr and exits 1 before any task starts; ``nnexp train``
+holds stderr until it knows whether a task started, then keeps only the lines
+that say what is wrong (exit 2).
+"""
+
+from __future__ import annotations
+
+
+class HeldStderr:
+    """Holds what is written to stderr until ``release``; then passes everything straight through."""
+
+    def __init__(self, target) -> None:  # noqa: ANN001 - a text stream
+        self.target, self.held, self.holding = target, [], True
+
+    def write(self, text: str) -> int:
+        if self.holding:
+            self.held.append(text)
+        else:
+            self.target.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - fileno, encoding, ...: the real stream's
+        return getattr(self.target, name)
+
+    def release(self, condense: bool = False, args: list[str] = ()) -> None:
+        if not self.holding:
+            return
+        self.holding = False
+        text = "".join(self.held)
+        self.held.clear()
+        if condense:
+            text = condense_hydra_error(text, args)
+        self.target.write(text)
+        self.target.flush()
+
+
+# Lines of Hydra's error reports that name no key or value: the search path, the
+# structured-config internals and the hint about HYDRA_FULL_ERROR.
+_NOISE = ("Set the environment variable HYDRA_FULL_ERROR", "reference_type=", "object_type=", "full_key:",
+          "Config search path:", "provider=", "See https://hydra.cc")
+
+
+def condense_hydra_error(text: str, args: list[str] = ()) -> str:
+    """Keep the lines of a Hydra error that say what is wrong; join an options list onto one line.
+
+    Where Hydra's message does not quote the offending override, the overrides
+    given are named first; a traceback (Hydra prints one for a few parse
+    errors) shrinks to its final line.
+    """
+    if "Traceback (most recent call last)" in text:
+        text = [ln for ln in text.splitlines() if ln.strip() and not ln[0].isspace()
+                and not ln.startswith(("Traceback", "Set the environment"))][-1]
+    lines: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or any(stripped.startswith(n) for n in _NOISE):
+            continue
+        if line.startswith("\t") and lines and lines[-1].startswith("Available options"):
+            lines[-1] += (" " if lines[-1].endswith(":") else ", ") + stripped
+            continue
+        lines.append(line.rstrip())
+    named = [a for a in args if a and any(a.partition("=")[0] and a.partition("=")[0] in ln for ln in lines)]
+    if args and not named:
+        lines.insert(0, f"nnexp: error: cannot use the overrides: {' '.join(args)}")
+    return "\n".join(lines) + "\n" if lines else ""

@@ -1,0 +1,213 @@
+"""Everything a run writes while it trains, in one object with named steps.
+
+After each epoch: the scalars (TensorBoard, metrics.csv), the evaluation in the
+environment (rl datasets), histograms and pictures at their intervals, the
+checkpoint, the progress line. After training: the position inside an epoch a
+stop cut short, the pictures of the model the run ends with. At the end: the
+summary in TensorBoard and on the terminal, and summary.json.
+
+Under DDP only rank 0 writes; the other ranks get a :class:`NullRecorder`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+from typing import Any
+
+import torch
+
+from nnexp import __version__, pictures, record
+from nnexp.build import Components
+from nnexp.checkpoint import BackgroundWriter, rng_state, save_checkpoint
+from nnexp.checks import split_override
+from nnexp.console import Reporter
+from nnexp.context import RunContext
+from nnexp.fingerprint import DISPLAY_KEYS
+from nnexp.loop import FitResult
+from nnexp.record import RunSummary
+from nnexp.tracking import Tracker
+
+log = logging.getLogger("nnexp")
+
+
+class Recorder:
+    def __init__(self, parts: Components, ctx: RunContext, trainer: Any, resumed: dict[str, Any] | None) -> None:
+        """``trainer``: the run's ``trainer`` config (logging intervals, progress, checkpoints)."""
+        self.parts, self.ctx, self.resumed = parts, ctx, resumed
+        self.run_dir, self.ckpt_dir = ctx.run_dir, ctx.run_dir / "checkpoints"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.tracker = Tracker(self.run_dir, classification=parts.objective.correct is not None,
+                               resume_epoch=parts.state.epoch if resumed else None, tensorboard=trainer.tensorboard)
+        if trainer.tensorboard and trainer.log_every_n_steps:
+            parts.settings.log_every_n_steps, parts.settings.on_step = trainer.log_every_n_steps, self.tracker.log_step
+        # the pictures live in TensorBoard only: without it none is drawn
+        self.pictures_every = trainer.pictures_every if trainer.tensorboard else 0
+        self.histograms_every = trainer.histograms_every if trainer.tensorboard else 0
+        self.boundary = pictures.has_decision_boundary(parts.data)
+        self.checkpoints, self.tensorboard = trainer.checkpoints, trainer.tensorboard
+        self.confusion = trainer.confusion_matrix and trainer.tensorboard and parts.data.task == "classification"
+        self.saver = BackgroundWriter()  # epoch checkpoints are written while the next epoch trains
+        self.env_eval: dict[str, Any] = {}  # rl datasets: the latest evaluation in the environment, and its epoch
+        # jobs running side by side would interleave their progress lines: each keeps its own train.log
+        progress = "none" if trainer.progress == "auto" and ctx.parallel_jobs > 1 else trainer.progress
+        self.reporter = Reporter(progress, epochs=trainer.epochs, title=self._title())
+        log.info("run dir %s | device %s | %d torch threads | %d parameters | overrides %s", self.run_dir,
+                 parts.device, torch.get_num_threads(), parts.num_params, list(ctx.overrides))
+        if resumed:
+            log.info("resumed from %s: epoch %d done, step %d of the next", resumed["checkpoint"], resumed["epoch"],
+                     resumed["step"])
+
+    def _title(self) -> str:
+        p, r = self.parts, self.resumed
+        title = (f"nnexp: {self.ctx.choices.get('model', '?')} on {p.data.name} ({len(p.data.train)} train / "
+                 f"{len(p.data.val)} val), {p.num_params:,} parameters, {p.device}  ->  {self.run_dir}")
+        if r:
+            title += f"  (resumed after epoch {r['epoch']}" + (f", step {r['step']} of the next" if r["step"] else "") + ")"
+        return title
+
+    def __enter__(self) -> Recorder:
+        self.reporter.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.reporter.__exit__(*exc)
+
+    def epoch_end(self, epoch: int, metrics: dict[str, Any], improved: bool) -> None:
+        """After every epoch (fit()'s hook); a non-finite epoch is logged but never drawn or checkpointed."""
+        model = self.parts.model
+        self.tracker.log_epoch(epoch, metrics)
+        finite = math.isfinite(metrics["train/loss"]) and math.isfinite(metrics["val/loss"])
+        if finite and self.parts.data.evaluate is not None and self.parts.data.eval_every \
+                and epoch % self.parts.data.eval_every == 0:
+            self.evaluate_in_env(epoch)
+        if finite and self.histograms_every and epoch % self.histograms_every == 0:
+            self.tracker.log_histograms(model.named_parameters(), epoch)  # p.grad: the epoch's last step
+            self.tracker.log_grad_norms(model.named_parameters(), epoch)
+        if finite and self.pictures_every and epoch % self.pictures_every == 0:
+            self.draw(epoch)
+        if self.checkpoints and finite:
+            self.tracker.flush()  # what a checkpoint holds is on disk first: a kill after it loses no curve
+            names = ["best.pt", "last.pt"] if improved else ["last.pt"]
+            self.saver.submit(self.checkpoint(epoch, metrics), [self.ckpt_dir / n for n in names])
+        self.reporter.epoch(epoch, metrics, improved)
+        log.info("epoch %d %s%s", epoch, dict(metrics), " (best)" if improved else "")
+
+    def evaluate_in_env(self, epoch: int) -> None:
+        self.env_eval.update(epoch=epoch, values=self.parts.data.evaluate(self.parts.model))
+        self.tracker.log_scalars("eval", self.env_eval["values"], epoch)
+
+    def draw(self, step: int) -> None:
+        """The IMAGES tab: the decision boundary (2-D data), each attention layer's heads (transformers)."""
+        p = self.parts
+        if self.boundary:
+            self.tracker.log_image("pictures/decision_boundary", pictures.decision_boundary(p.model, p.data, p.device),
+                                   step)
+        for i, image in enumerate(pictures.attention_maps(p.model, p.data.val.x[:1])):
+            self.tracker.log_image(f"pictures/attention/layer{i}", image, step)
+
+    def checkpoint(self, epoch: int, metrics: dict[str, Any] | None) -> dict[str, Any]:
+        """Everything to continue exactly from here: weights, optimizer, schedule, early stopping, the
+        position (epoch, and batch within it), and every random state."""
+        p = self.parts
+        scaler = p.settings.scaler
+        return {"model": p.model.state_dict(), "optimizer": p.optimizer.state_dict(),
+                "scheduler": p.scheduler.state_dict() if p.scheduler is not None else None,
+                "early_stopping": p.stopper.state_dict(), "epoch": epoch, "metrics": metrics,
+                "train_state": p.state.state_dict(), "rng": rng_state(),
+                "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                "config": p.config, "nnexp_version": __version__}
+
+    def after_fit(self, result: FitResult) -> None:
+        """The last checkpoint on disk; a stop mid-epoch keeps its position; the model the run ends with drawn."""
+        p = self.parts
+        self.saver.wait()  # a failed write fails the run here
+        if result.status == "interrupted" and self.checkpoints and p.state.sums is not None:
+            save_checkpoint(self.ckpt_dir / "last.pt", self.checkpoint(p.state.epoch, None))
+        if result.status not in ("completed", "early_stopped"):
+            return
+        if self.pictures_every and result.epochs_run % self.pictures_every:
+            self.draw(result.epochs_run)  # the last step of the IMAGES slider: the model the run ends with
+        if self.confusion:
+            self._confusion(result)
+        # the model the run ends with, in its environment (unless the last epoch just did it with these weights)
+        if p.data.evaluate is not None and (self.env_eval.get("epoch") != result.epochs_run or result.restored_best):
+            self.evaluate_in_env(result.epochs_run)
+
+    def _confusion(self, result: FitResult) -> None:
+        p = self.parts
+        # counted by the validation pass of the epoch whose weights the run ends with
+        counts = p.state.best_counts if result.restored_best else p.state.val_counts
+        if counts is not None:
+            image = pictures.render_confusion(counts.reshape(p.data.num_classes, -1).cpu().numpy())
+        else:  # resumed before that epoch, or DDP (each rank counted its share): one pass now
+            image = pictures.confusion_matrix(p.model, p.data.val, p.data.num_classes, p.settings.eval_batch_size)
+        self.tracker.log_image("pictures/confusion_matrix", image, result.epochs_run)
+
+    def environment(self) -> dict[str, float] | None:
+        return self.env_eval.get("values")
+
+    def report(self, summary: RunSummary, words: list[str]) -> None:
+        """The run in words: TensorBoard's TEXT and HPARAMS tabs, the terminal, train.log."""
+        best, final = summary.best, summary.final
+        self.tracker.log_text("summary", "\n\n".join(words))
+        self.tracker.log_hparams(
+            hparams(self.ctx, summary.seed),
+            {"best/val/loss": best.get("val/loss"), "best/val/acc": best.get("val/acc"),
+             "final/train/loss": final.get("train/loss"), "final/val/loss": final.get("val/loss"),
+             "final/val/acc": final.get("val/acc"), "best_epoch": summary.best_epoch},
+            step=summary.epochs_run,
+        )
+        self.reporter.summary(summary.to_dict(), words, str(self.ctx.logdir) if self.tensorboard else None)
+        for line in words:
+            log.info(line)
+
+    def close(self, summary: RunSummary) -> None:
+        """Whatever happened: the checkpoint in flight finished, the curves flushed, summary.json written."""
+        with contextlib.suppress(Exception):  # already failing: the first error is the one to report
+            self.saver.wait()
+        self.tracker.close()
+        record.write(self.run_dir, summary)
+
+
+class NullRecorder:
+    """What DDP ranks other than 0 record: nothing (rank 0 writes the run folder and prints)."""
+
+    def __enter__(self) -> NullRecorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def epoch_end(self, epoch: int, metrics: dict[str, Any], improved: bool) -> None:
+        pass
+
+    def after_fit(self, result: FitResult) -> None:
+        pass
+
+    def environment(self) -> dict[str, float] | None:
+        return None
+
+    def report(self, summary: RunSummary, words: list[str]) -> None:
+        pass
+
+    def close(self, summary: RunSummary) -> None:
+        pass
+
+
+def hparams(ctx: RunContext, seed: int | None) -> dict[str, Any]:
+    """The run's group choices and every override, as flat values for the HPARAMS tab."""
+    out: dict[str, Any] = {g: ctx.choices[g] for g in ("model", "dataset", "optimizer", "regularizer", "scheduler")
+                           if ctx.choices.get(g) is not None}
+    out["trainer.seed"] = seed
+    for item in ctx.overrides:
+        key, value = split_override(item)
+        if key.startswith("hydra.") or key in out or key in DISPLAY_KEYS:
+            continue
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
