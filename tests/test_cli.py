@@ -44,7 +44,8 @@ def test_train_help_lists_groups_and_options(run_cli):
     assert "early_stopping" in out and "spirals" in out and "cosine" in out
 
 
-def _imports_torch(*args: str) -> str:
+def _imports(*args: str, cwd=REPO) -> set[str]:
+    """Which of torch and hydra `nnexp <args>` imports (in a fresh process)."""
     code = (
         "import sys\n"
         "from nnexp.cli import main\n"
@@ -52,11 +53,15 @@ def _imports_torch(*args: str) -> str:
         f"    main({list(args)!r})\n"
         "except SystemExit as e:\n"
         "    assert e.code in (0, None), e.code\n"
-        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')\n"
+        "print('IMPORTED', *sorted(m for m in ('torch', 'hydra') if m in sys.modules))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip().splitlines()[-1]
+    return set(proc.stdout.strip().splitlines()[-1].split()[1:])
+
+
+def _imports_torch(*args: str) -> str:
+    return "TORCH" if "torch" in _imports(*args) else "NO-TORCH"
 
 
 def test_help_and_cfg_do_not_import_torch():
@@ -64,6 +69,15 @@ def test_help_and_cfg_do_not_import_torch():
     assert _imports_torch("train", "--help") == "NO-TORCH"
     assert _imports_torch("train", "--cfg", "job") == "NO-TORCH"
     assert _imports_torch("train", "--cfg", "job", "model.hidden=[8]", "dataset=moons") == "NO-TORCH"
+
+
+def test_help_and_report_import_neither_torch_nor_hydra(tmp_path):
+    from nnexp import record
+    from nnexp.record import RunSummary, Status
+
+    assert _imports("--help") == set()
+    record.write(tmp_path / "0_job", RunSummary(Status.COMPLETED, epochs_run=1, best_epoch=1, best_value=0.5))
+    assert _imports("report", str(tmp_path), cwd=tmp_path) == set()
 
 
 def test_cfg_job_prints_the_composed_config(run_cli):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import sysconfig
 import venv
 import zipfile
 from pathlib import Path
@@ -31,9 +32,14 @@ def test_wheel_carries_the_config_tree(wheel):
 
 def test_installed_wheel_trains_from_any_directory(wheel, tmp_path):
     env_dir = tmp_path / "venv"
-    # the venv sees torch & co. from this Python, but nnexp only from the wheel
-    venv.create(env_dir, system_site_packages=True, with_pip=True)
+    venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
+    # torch & co. come from the environment running the tests (itself a venv, or not), after the new venv's own
+    # site-packages: nnexp is found there, from the wheel, and the test's editable nnexp stays invisible
+    # (a folder named in a .pth file is added to the path, but its own .pth files are not read)
+    inner = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    (Path(inner) / "outer.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "-q", str(wheel)], check=True, timeout=300)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
