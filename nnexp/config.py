@@ -147,10 +147,6 @@ def _non_negative(v: Any) -> bool:
     return _finite(v) and v >= 0
 
 
-def _fraction_open(v: Any) -> bool:
-    return _finite(v) and 0 < v < 1
-
-
 def _int_at_least(n: int):
     return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= n
 
@@ -203,38 +199,6 @@ _RULES: list[tuple[str, Any, str]] = [
     ("scheduler.factor", lambda v: _finite(v) and 0 < v < 1, "a number in (0, 1)"),
     ("scheduler.patience", _int_at_least(0), "an integer >= 0 (epochs)"),
     ("scheduler.T_max", _int_at_least(1), "an integer >= 1 (epochs)"),
-    ("dataset.n_samples", _int_at_least(4), "an integer >= 4"),
-    ("dataset.noise", _non_negative, "a finite number >= 0"),
-    ("dataset.n_classes", _int_at_least(2), "an integer >= 2"),
-    ("dataset.val_fraction", _fraction_open, "a number in (0, 1)"),
-    ("dataset.test_fraction", lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
-    ("dataset.train_fraction", lambda v: _finite(v) and 0 < v <= 1, "a number in (0, 1]"),
-    ("dataset.seed", _int_at_least(0), "an integer >= 0"),
-    ("dataset.length", _int_at_least(1), "an integer >= 1 (time steps)"),
-    ("dataset.tolerance", _positive, "a finite number > 0"),
-    ("dataset.delay", _int_at_least(0), "an integer >= 0 (time steps)"),
-    ("dataset.n_symbols", _int_at_least(1), "an integer >= 1"),
-    ("dataset.seq_len", _int_at_least(1), "an integer >= 1 (characters)"),
-    ("dataset.max_chars", lambda v: v is None or _int_at_least(1)(v), "null or an integer >= 1"),
-    ("dataset.limit", lambda v: v is None or _int_at_least(1)(v), "null or an integer >= 1"),
-    ("dataset.test_size", lambda v: v is None or _int_at_least(1)(v), "null or an integer >= 1"),
-    ("dataset.download", lambda v: isinstance(v, bool), "true or false"),
-    ("dataset.normalize", lambda v: isinstance(v, bool), "true or false"),
-    ("dataset.env", lambda v: v in RL_ENVS, "one of " + ", ".join(RL_ENVS)),
-    ("dataset.policy", lambda v: v in ("scripted", "random"), "one of scripted, random"),
-    ("dataset.epsilon", lambda v: _finite(v) and 0 <= v <= 1, "a number in [0, 1]"),
-    ("dataset.episodes", _int_at_least(2), "an integer >= 2 (at least one to train on, one to validate)"),
-    ("dataset.max_steps", lambda v: v is None or _int_at_least(1)(v), "null or an integer >= 1"),
-    ("dataset.target", lambda v: v in ("delta", "next"), "one of delta, next"),
-    ("dataset.gamma", lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
-    ("dataset.horizon", _int_at_least(1), "an integer >= 1 (steps)"),
-    ("dataset.eval_every", _int_at_least(0), "an integer >= 0 (epochs; 0 = only at the end)"),
-    ("dataset.eval_episodes", _int_at_least(1), "an integer >= 1"),
-    ("dataset.frames", _int_at_least(1), "an integer >= 1"),
-    ("dataset.height", _int_at_least(8), "an integer >= 8 (pixels)"),
-    ("dataset.width", _int_at_least(8), "an integer >= 8 (pixels)"),
-    ("dataset.grayscale", lambda v: isinstance(v, bool), "true or false"),
-    ("dataset.cache", lambda v: isinstance(v, str) and v.strip() != "", "a folder"),
     ("model.hidden_size", _int_at_least(1), "an integer >= 1"),
     ("model.num_layers", _int_at_least(1), "an integer >= 1"),
     ("model.embed_dim", _int_at_least(1), "an integer >= 1"),
@@ -271,13 +235,6 @@ def check_ranges(cfg: DictConfig) -> None:
             parse(text)
         except ValueError as exc:
             raise ConfigError(f"expect[{i}]: {exc}") from None
-    val = OmegaConf.select(cfg, "dataset.val_fraction", default=0.0)
-    test = OmegaConf.select(cfg, "dataset.test_fraction", default=0.0)
-    if val + test >= 1:
-        raise ConfigError(
-            f"dataset.val_fraction + dataset.test_fraction = {val + test:g} leaves no training data; "
-            "allowed: a sum < 1"
-        )
 
 
 _ABSENT = object()
