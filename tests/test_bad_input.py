@@ -111,7 +111,22 @@ BAD = [
     (["dataset=random_images", "dataset.train_size=0"],
      "dataset.train_size=0 is out of range; allowed: an integer >= 1"),
     (["trainer.strategy=fsdp"], "trainer.strategy='fsdp' is out of range; allowed: one of auto, ddp"),
-    # options checked by the model or dataset itself (no rule in nnexp/config.py)
+    # options checked by the model or dataset itself (no rule in nnexp/config.py; more in
+    # tests/test_sequences.py)
+    (["model=lstm", "dataset=parity", "model.embed_dim=0"], "model.embed_dim=0 is out of range"),
+    (["model=lstm", "dataset=adding", "model.bidirectional=both"],
+     "model.bidirectional='both' is out of range"),
+    (["model=transformer", "dataset=adding", "model.d_model=5"],
+     "model.d_model=5 is out of range; allowed: an even integer >= 2, divisible by n_heads"),
+    (["model=transformer", "dataset=adding", "model.d_model=6"],
+     "model: d_model=6 must be divisible by n_heads=4"),
+    (["model=transformer", "dataset=adding", "model.n_heads=0"], "model.n_heads=0 is out of range"),
+    (["model=transformer", "dataset=adding", "model.n_layers=0"],
+     "model.n_layers=0 is out of range"),
+    (["model=transformer", "dataset=adding", "model.d_ff=0"], "model.d_ff=0 is out of range"),
+    (["model=transformer", "dataset=adding", "model.causal=maybe"],
+     "model.causal='maybe' is out of range"),
+    (["model=resnet", "model.activation=gelu"], "model.activation='gelu' is out of range"),
     (["dataset.seed=-1"], "dataset.seed=-1 is out of range; allowed: an integer >= 0"),
     (["dataset=spirals", "dataset.turns=0"],
      "dataset.turns=0 is out of range; allowed: a finite number > 0"),
