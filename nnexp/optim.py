@@ -12,13 +12,16 @@ from typing import Any
 
 import torch
 
+from nnexp.errors import OptionError
+
 IMPLS = ("torch", "scratch")
 Params = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
 
 
 def _check_impl(impl: str) -> None:
-    if impl not in IMPLS:
-        raise ValueError(f"impl={impl!r} is not one of: {', '.join(IMPLS)}")
+    """Our one option; the others are torch's (nnexp/config.py's rule table names them)."""
+    if not (isinstance(impl, str) and impl in IMPLS):
+        raise OptionError("impl", impl, "one of " + ", ".join(IMPLS))
 
 
 def sgd(params: Params, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,

@@ -277,5 +277,5 @@ def test_random_images_have_the_shape_asked_for_and_depend_only_on_the_seed():
     assert set(torch.cat([data.train.y, data.val.y]).tolist()) <= set(range(10))
     again, other = random_images([3, 32, 32], 50, 10, 10, seed=1), random_images([3, 32, 32], 50, 10, 10, seed=2)
     assert torch.equal(again.train.x, data.train.x) and not torch.equal(other.train.x, data.train.x)
-    with pytest.raises(ValueError, match=r"shape=\[32, 32\] must be three positive sizes"):
+    with pytest.raises(ValueError, match=r"shape=\[32, 32\] is out of range; allowed: three integers >= 1"):
         random_images(shape=[32, 32])

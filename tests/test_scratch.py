@@ -345,7 +345,7 @@ def test_factories_pick_the_implementation(impl):
 
 def test_factories_reject_an_unknown_impl():
     for factory in (factories.sgd, factories.adam):
-        with pytest.raises(ValueError, match="impl='numpy' is not one of: torch, scratch"):
+        with pytest.raises(ValueError, match="impl='numpy' is out of range; allowed: one of torch, scratch"):
             factory([nn.Parameter(torch.zeros(1))], lr=0.1, impl="numpy")
     with pytest.raises(ValueError, match="nesterov"):
         so.SGD([nn.Parameter(torch.zeros(1))], lr=0.1, nesterov=True)

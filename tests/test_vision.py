@@ -12,7 +12,7 @@ import torch
 from conftest import read_summary
 
 from nnexp.data import vision
-from nnexp.errors import ConfigError
+from nnexp.errors import OptionError
 
 N_TRAIN, N_TEST = 40, 20  # MNIST-like files
 CIFAR_BATCH = 8  # 5 training batches of 8 and a test batch of 8
@@ -179,8 +179,8 @@ def test_download_true_goes_through_torchvision(torchvision, tmp_path, monkeypat
     assert len(fetched) == 4
 
 
-def test_bad_limit_is_a_config_error():
-    with pytest.raises(ConfigError, match=r"dataset.limit=0 is out of range; allowed: null or an integer >= 1"):
+def test_bad_limit_is_an_option_error():
+    with pytest.raises(OptionError, match=r"^limit=0 is out of range; allowed: null or an integer >= 1$"):
         vision.mnist(limit=0)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnexp.data import Data, split_arrays
+from nnexp.data import Data, check_fractions, check_int, split_arrays
 
 
 def _read_digits() -> tuple[np.ndarray, np.ndarray]:
@@ -31,6 +31,8 @@ def _read_digits() -> tuple[np.ndarray, np.ndarray]:
 def load(train_fraction: float = 1.0, val_fraction: float = 0.2, test_fraction: float = 0.2,
          seed: int = 0) -> Data:
     """Images of shape (1, 8, 8) scaled to [0, 1]; ``train_fraction`` keeps a slice of the training pool."""
+    check_fractions(val_fraction, test_fraction, train_fraction)
+    check_int("seed", seed, 0)
     pixels, labels = _read_digits()
     x = (pixels / 16.0).reshape(-1, 1, 8, 8)
     return split_arrays(

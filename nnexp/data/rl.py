@@ -38,7 +38,18 @@ import torch
 from PIL import Image
 
 from nnexp.checkpoint import atomic_write
-from nnexp.data import Data, Split
+from nnexp.data import (
+    Data,
+    Split,
+    check,
+    check_bool,
+    check_choice,
+    check_fractions,
+    check_int,
+    check_path,
+    finite,
+    int_at_least,
+)
 from nnexp.data.rl_envs import ENVS, MAX_EPISODES, episode_seed, gymnasium, make_env, random_action
 from nnexp.data.rl_eval import PolicyEval, RolloutEval, Standardizer, StateEval, ValueEval
 
@@ -135,18 +146,20 @@ def collect_cached(dataset: str, cache: str, **spec: Any) -> dict[str, np.ndarra
     return arrays
 
 
-def _check(env: str, policy: str, epsilon: float, episodes: int, max_steps: int | None) -> None:
-    if env not in ENVS:
-        raise ValueError(f"env={env!r} is not one of: {', '.join(ENVS)}")
-    if policy not in POLICIES:
-        raise ValueError(f"policy={policy!r} is not one of: {', '.join(POLICIES)}")
-    if not 0.0 <= epsilon <= 1.0:
-        raise ValueError(f"epsilon={epsilon} must be in [0, 1]")
-    if not 2 <= episodes < MAX_EPISODES:
-        raise ValueError(f"episodes={episodes} must be >= 2 (one for training, one for validation) "
-                         f"and < {MAX_EPISODES}")
-    if max_steps is not None and max_steps < 1:
-        raise ValueError(f"max_steps={max_steps} must be null or >= 1")
+def _check(env: str, policy: str, epsilon: float, episodes: int, max_steps: int | None,
+           val_fraction: float, normalize: bool, eval_every: int, seed: int, cache: str) -> None:
+    """The options every rl dataset has: checked first, before Gymnasium is imported."""
+    check_choice("env", env, ENVS)
+    check_choice("policy", policy, POLICIES)
+    check("epsilon", epsilon, finite(epsilon) and 0 <= epsilon <= 1, "a number in [0, 1]")
+    check("episodes", episodes, int_at_least(episodes, 2) and episodes < MAX_EPISODES,
+          f"an integer >= 2 (at least one to train on, one to validate) and < {MAX_EPISODES}")
+    check_int("max_steps", max_steps, 1, null=True)
+    check_fractions(val_fraction)
+    check_bool("normalize", normalize)
+    check_int("eval_every", eval_every, 0, "epochs; 0 = only at the end")
+    check_int("seed", seed, 0)
+    check_path("cache", cache, "a folder")
 
 
 def _episode_split(episodes: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -182,7 +195,6 @@ def _collection(name: str, env: str, policy: str, epsilon: float, episodes: int,
                 seed: int, val_fraction: float, cache: str, frames: tuple[int, int, bool] | None = None,
                 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """The collected arrays and the train and val row masks (N,), split by episode."""
-    _check(env, policy, epsilon, episodes, max_steps)
     arrays = collect_cached(name, cache, env=env, policy=policy, epsilon=float(epsilon), episodes=episodes,
                             max_steps=max_steps, seed=seed, frames=frames)
     train_ids, val_ids = _episode_split(episodes, val_fraction, seed)
@@ -196,10 +208,10 @@ def rl_model(env: str = "CartPole-v1", target: str = "delta", policy: str = "scr
              episodes: int = 100, max_steps: int | None = None, val_fraction: float = 0.2, normalize: bool = True,
              horizon: int = 10, eval_every: int = 5, seed: int = 0, cache: str = DEFAULT_CACHE) -> Data:
     """f_M: x (N, S + A) state and encoded action -> y (N, S) next state ("next") or its change ("delta")."""
-    if target not in TARGETS:
-        raise ValueError(f"target={target!r} is not one of: {', '.join(TARGETS)}")
-    if horizon < 1:
-        raise ValueError(f"horizon={horizon} must be >= 1")
+    _check(env, policy, epsilon, episodes, max_steps, val_fraction, normalize, eval_every,
+           seed, cache)
+    check_choice("target", target, TARGETS)
+    check_int("horizon", horizon, 1, "steps")
     arrays, train, val = _collection("rl_model", env, policy, epsilon, episodes, max_steps, seed, val_fraction, cache)
     space = _action_space("rl_model", env)
     s, s_next = arrays["states"], arrays["next_states"]  # (N, S)
@@ -238,8 +250,9 @@ def rl_value(env: str = "CartPole-v1", gamma: float = 0.95, policy: str = "rando
              episodes: int = 200, max_steps: int | None = None, val_fraction: float = 0.2, normalize: bool = True,
              eval_every: int = 5, seed: int = 0, cache: str = DEFAULT_CACHE) -> Data:
     """f_V: x (N, S) state -> y (N, 1) discounted return of the behaviour policy from there (Monte Carlo)."""
-    if not 0.0 <= gamma < 1.0:
-        raise ValueError(f"gamma={gamma} must be in [0, 1)")
+    _check(env, policy, epsilon, episodes, max_steps, val_fraction, normalize, eval_every,
+           seed, cache)
+    check("gamma", gamma, finite(gamma) and 0 <= gamma < 1, "a number in [0, 1)")
     arrays, train, val = _collection("rl_value", env, policy, epsilon, episodes, max_steps, seed, val_fraction, cache)
     s = arrays["states"]
     returns = discounted_returns(arrays["rewards"], arrays["episode"], gamma)  # (N,)
@@ -256,8 +269,9 @@ def rl_policy(env: str = "CartPole-v1", policy: str = "scripted", epsilon: float
     """f_P: x (N, S) state -> the scripted controller's action there: a class (N,) for discrete actions,
     a torque (N, 1) for Pendulum (regression). Behaviour cloning; with epsilon > 0 the data also show
     how the controller recovers from states a random action led to."""
-    if eval_episodes < 1:
-        raise ValueError(f"eval_episodes={eval_episodes} must be >= 1")
+    _check(env, policy, epsilon, episodes, max_steps, val_fraction, normalize, eval_every,
+           seed, cache)
+    check_int("eval_episodes", eval_episodes, 1)
     arrays, train, val = _collection("rl_policy", env, policy, epsilon, episodes, max_steps, seed, val_fraction, cache)
     space = _action_space("rl_policy", env)
     s = arrays["states"]
@@ -283,9 +297,12 @@ def rl_pixels(env: str = "CartPole-v1", frames: int = 2, height: int = 40, width
     """f_S: x (N, frames * C, height, width) the last ``frames`` rendered pictures, oldest first, in [0, 1]
     -> y (N, S) the true state at the newest one. One picture shows positions and angles; velocities
     need two or more. The first steps of an episode repeat its first picture."""
-    for key, value, least in (("frames", frames, 1), ("height", height, 8), ("width", width, 8)):
-        if value < least:
-            raise ValueError(f"{key}={value} must be >= {least}")
+    _check(env, policy, epsilon, episodes, max_steps, val_fraction, normalize, eval_every,
+           seed, cache)
+    check_int("frames", frames, 1)
+    check_int("height", height, 8, "pixels")
+    check_int("width", width, 8, "pixels")
+    check_bool("grayscale", grayscale)
     arrays, train, val = _collection("rl_pixels", env, policy, epsilon, episodes, max_steps, seed, val_fraction,
                                      cache, frames=(height, width, grayscale))
     pictures, episode = arrays["frames"], arrays["episode"]  # (N, h, w, C) uint8, (N,)

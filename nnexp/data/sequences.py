@@ -13,8 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from nnexp.data import Data, split_arrays
+from nnexp.data import Data, check, check_fractions, check_int, check_path, finite, split_arrays
 from nnexp.errors import ConfigError
+
+
+def _check(n_samples: int, val_fraction: float, test_fraction: float, seed: int) -> None:
+    """The options every generated task here has."""
+    check_int("n_samples", n_samples, 4)
+    check_fractions(val_fraction, test_fraction)
+    check_int("seed", seed, 0)
 
 
 def adding(n_samples: int = 2000, length: int = 50, val_fraction: float = 0.2, test_fraction: float = 0.0,
@@ -26,10 +33,9 @@ def adding(n_samples: int = 2000, length: int = 50, val_fraction: float = 0.2, t
     ``tolerance`` of the sum counts as right (accuracy); 0.04 is Hochreiter &
     Schmidhuber's criterion. Always answering the mean, 1.0, is right for about 6%.
     """
-    if length < 2:
-        raise ValueError(f"length={length} must be >= 2")
-    if not tolerance > 0:
-        raise ValueError(f"tolerance={tolerance} must be > 0")
+    _check(n_samples, val_fraction, test_fraction, seed)
+    check_int("length", length, 2, "time steps")  # one marker in each half
+    check("tolerance", tolerance, finite(tolerance) and tolerance > 0, "a finite number > 0")
     rng = np.random.default_rng(seed)
     values = rng.uniform(0.0, 1.0, (n_samples, length))
     half = length // 2
@@ -51,8 +57,10 @@ BLANK, GO = 0, 1  # the copy task's two control tokens; symbols are 2 .. n_symbo
 def copy(n_samples: int = 2000, length: int = 8, delay: int = 10, n_symbols: int = 8, val_fraction: float = 0.2,
          test_fraction: float = 0.0, seed: int = 0) -> Data:
     """Tokens (N, 2L + delay): L symbols, ``delay`` blanks, GO, L - 1 blanks; targets per step: blanks, then the symbols."""
-    if length < 1 or delay < 0 or n_symbols < 1:
-        raise ValueError(f"copy needs length >= 1, delay >= 0, n_symbols >= 1 (got {length}, {delay}, {n_symbols})")
+    _check(n_samples, val_fraction, test_fraction, seed)
+    check_int("length", length, 1, "symbols")
+    check_int("delay", delay, 0, "time steps")
+    check_int("n_symbols", n_symbols, 1)
     rng = np.random.default_rng(seed)
     symbols = rng.integers(2, n_symbols + 2, (n_samples, length))
     steps = 2 * length + delay
@@ -69,8 +77,8 @@ def copy(n_samples: int = 2000, length: int = 8, delay: int = 10, n_symbols: int
 def parity(n_samples: int = 2000, length: int = 16, val_fraction: float = 0.2, test_fraction: float = 0.0,
            seed: int = 0) -> Data:
     """Bit strings as tokens (N, T) in {0, 1}; label 1 when the number of ones is odd."""
-    if length < 1:
-        raise ValueError(f"length={length} must be >= 1")
+    _check(n_samples, val_fraction, test_fraction, seed)
+    check_int("length", length, 1, "time steps")
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 2, (n_samples, length)).astype(np.int64)
     y = (x.sum(axis=1) % 2).astype(np.int64)
@@ -85,14 +93,17 @@ def text(path: str, seq_len: int = 64, val_fraction: float = 0.1, test_fraction:
     The vocabulary is the file's own characters (sorted). Windows do not
     overlap; the val/test windows are drawn at random with ``seed``.
     """
+    check_path("path", path, "a UTF-8 text file")
+    check_int("seq_len", seq_len, 1, "characters")
+    check_fractions(val_fraction, test_fraction)
+    check_int("max_chars", max_chars, 1, null=True)
+    check_int("seed", seed, 0)
     file = Path(path).expanduser()
     if not file.is_file():
         raise ConfigError(f"dataset.path={path}: no such file ({file.resolve()}); point it to a UTF-8 text file")
     content = file.read_text(encoding="utf-8", errors="replace")
     if max_chars:
         content = content[:max_chars]
-    if seq_len < 1:
-        raise ValueError(f"seq_len={seq_len} must be >= 1")
     n_windows = (len(content) - 1) // seq_len
     if n_windows < 3:
         raise ConfigError(f"dataset.path={path}: {len(content)} characters make fewer than 3 windows of "

@@ -12,19 +12,20 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nnexp.data import Data, Split
+from nnexp.data import Data, Split, check, check_int, int_at_least
 
 
 def random_images(shape: list[int] = (1, 28, 28), train_size: int = 60000, val_size: int = 10000,
                   num_classes: int = 10, seed: int = 0) -> Data:
     """``train_size`` + ``val_size`` images of ``shape`` (C, H, W) with labels in range(num_classes)."""
+    ok = isinstance(shape, (list, tuple)) and len(shape) == 3
+    ok = ok and all(int_at_least(size, 1) for size in shape)
+    check("shape", shape, ok, "three integers >= 1: [channels, height, width]")
+    check_int("train_size", train_size, 1)
+    check_int("val_size", val_size, 1)
+    check_int("num_classes", num_classes, 2)
+    check_int("seed", seed, 0)
     shape = tuple(int(s) for s in shape)
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"shape={list(shape)} must be three positive sizes [channels, height, width]")
-    if train_size < 1 or val_size < 1:
-        raise ValueError(f"train_size={train_size} and val_size={val_size} must be >= 1")
-    if num_classes < 2:
-        raise ValueError(f"num_classes={num_classes} must be >= 2")
     rng = np.random.default_rng(seed)
     n = train_size + val_size
     x = torch.from_numpy(rng.standard_normal((n, *shape), dtype=np.float32))  # (N, C, H, W)

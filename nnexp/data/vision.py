@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nnexp.data import Data, Split, split_arrays
+from nnexp.data import Data, Split, check_bool, check_fractions, check_int, check_path, split_arrays
 from nnexp.errors import ConfigError, NnexpError
 
 
@@ -30,10 +30,16 @@ def _torchvision(name: str) -> ModuleType:
     return torchvision.datasets
 
 
-def _check_counts(limit: int | None, test_size: int | None) -> None:
-    for key, value in (("limit", limit), ("test_size", test_size)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ConfigError(f"dataset.{key}={value} is out of range; allowed: null or an integer >= 1")
+def _check(root: str, download: bool, train_fraction: float, val_fraction: float, limit: int | None,
+           test_size: int | None, normalize: bool, seed: int) -> None:
+    """The options of every loader here, checked before anything is imported, read or downloaded."""
+    check_path("root", root, "a folder")
+    check_bool("download", download)
+    check_fractions(val_fraction, train_fraction=train_fraction)
+    check_int("limit", limit, 1, null=True)
+    check_int("test_size", test_size, 1, null=True)
+    check_bool("normalize", normalize)
+    check_int("seed", seed, 0)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -69,7 +75,7 @@ _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images
 
 
 def _mnist_like(name: str, cls_name: str, root: str, download: bool, **split: Any) -> Data:
-    _check_counts(split["limit"], split["test_size"])
+    _check(root, download, **split)
     datasets = _torchvision(name)
     cls = getattr(datasets, cls_name)
     base = Path(root).expanduser().resolve()
@@ -129,7 +135,7 @@ def cifar10(root: str = "data", download: bool = False, train_fraction: float = 
             limit: int | None = None, test_size: int | None = None, normalize: bool = False,
             seed: int = 0) -> Data:
     """Tiny colour photos of 10 classes, (3, 32, 32): 50000 train (val cut from them) and 10000 test images."""
-    _check_counts(limit, test_size)
+    _check(root, download, train_fraction, val_fraction, limit, test_size, normalize, seed)
     cls = _torchvision("cifar10").CIFAR10
     base = Path(root).expanduser().resolve()
     folder = base / cls.base_folder  # <root>/cifar-10-batches-py

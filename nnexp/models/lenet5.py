@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nnexp.data import check_choice
+from nnexp.models import ACTIVATIONS, check_dropout
 from nnexp.models import activation as make_activation
 
 SIZE = 32  # the input side LeNet-5 was designed for
@@ -38,15 +40,13 @@ class LeNet5(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        check_choice("activation", activation, ACTIVATIONS)
+        check_choice("pool", pool, POOLS)
+        check_choice("fit", fit, FITS)
+        check_dropout(dropout)
         if len(input_shape) != 3:
             raise ValueError(f"lenet5 needs images (C, H, W); this dataset gives inputs of shape "
                              f"{tuple(input_shape)}; use an image dataset such as dataset=digits")
-        if pool not in POOLS:
-            raise ValueError(f"pool={pool!r} is not one of: {', '.join(POOLS)}")
-        if fit not in FITS:
-            raise ValueError(f"fit={fit!r} is not one of: {', '.join(FITS)}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout={dropout} must be in [0, 1)")
         channels, height, width = input_shape
         self.fit = fit
         if fit == "resize":

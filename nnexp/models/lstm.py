@@ -10,6 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nnexp.data import check_bool, check_choice, check_int
+from nnexp.models import check_dropout
+
 CELLS = ("torch", "standard", "seed")
 
 
@@ -29,11 +32,15 @@ class LSTM(nn.Module):
         causal: bool = False,
     ) -> None:
         super().__init__()
+        check_int("hidden_size", hidden_size, 1)
+        check_int("num_layers", num_layers, 1)
+        check_bool("bidirectional", bidirectional)
+        check_dropout(dropout)
+        check_choice("cell", cell, CELLS)
+        check_int("embed_dim", embed_dim, 1)
         if len(input_shape) not in (1, 2):
             raise ValueError(f"lstm needs sequences (T,) of tokens or (T, F) of features; "
                              f"this dataset gives inputs of shape {tuple(input_shape)}")
-        if cell not in CELLS:
-            raise ValueError(f"cell={cell!r} is not one of: {', '.join(CELLS)}")
         if causal and bidirectional:
             raise ValueError("bidirectional=true reads the sequence backwards too, so it would see the next "
                              "token it must predict; use bidirectional=false for next-token data")

@@ -16,6 +16,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from nnexp.data import check, check_bool, check_choice, int_at_least
+from nnexp.models import ACTIVATIONS, check_dropout
 from nnexp.models import activation as make_activation
 
 IMPLS = ("torch", "scratch")
@@ -40,17 +42,17 @@ class MLP(nn.Module):
         init: str = "torch",
     ) -> None:
         super().__init__()
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout={dropout} must be in [0, 1)")
-        if impl not in IMPLS:
-            raise ValueError(f"impl={impl!r} is not one of: {', '.join(IMPLS)}")
-        if init not in INITS:
-            raise ValueError(f"init={init!r} is not one of: {', '.join(INITS)}")
+        ok = isinstance(hidden, (list, tuple)) and all(int_at_least(h, 1) for h in hidden)
+        check("hidden", hidden, ok, "a list of integers >= 1, e.g. [64,64]")
+        check_choice("activation", activation, ACTIVATIONS)
+        check_dropout(dropout)
+        check_bool("residual", residual)
+        check_choice("impl", impl, IMPLS)
+        check_choice("init", init, INITS)
         if impl == "scratch" and (dropout > 0 or residual):
             what = "dropout > 0" if dropout > 0 else "residual=true"
             raise ValueError(f"impl=scratch (the seed's backpropagation) cannot do {what}; "
                              "use impl=torch, or dropout=0 and residual=false")
-        make_activation(activation)  # fail early on a bad name
         self.activation, self.impl = activation, impl
         layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
         width = math.prod(input_shape)

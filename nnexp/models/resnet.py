@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nnexp.data import check, check_bool, check_choice, check_int, int_at_least
+from nnexp.models import ACTIVATIONS, check_dropout
 from nnexp.models import activation as make_activation
 
 MIN_SIDE = 8  # three stages, two of them halving: 8x8 ends at 2x2
@@ -62,6 +64,13 @@ class ResNet(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        # 6n + 2: n blocks in each of 3 stages, 2 convolutions per block, plus stem and classifier
+        check("depth", depth, int_at_least(depth, 8) and (depth - 2) % 6 == 0,
+              "6n+2: 8, 14, 20, 32, 44, 56, 110, ...")
+        check_int("width", width, 1, "channels of the first stage")
+        check_bool("skip", skip)
+        check_choice("activation", activation, ACTIVATIONS)
+        check_dropout(dropout)
         if len(input_shape) != 3:
             raise ValueError(f"resnet needs images (C, H, W); this dataset gives inputs of shape "
                              f"{tuple(input_shape)}; use an image dataset such as dataset=digits")
@@ -69,15 +78,6 @@ class ResNet(nn.Module):
         if min(height, width_px) < MIN_SIDE:
             raise ValueError(f"resnet needs images of at least {MIN_SIDE}x{MIN_SIDE}; "
                              f"this dataset gives {height}x{width_px}")
-        if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
-            raise ValueError(f"depth={depth} is not 6n+2 (n blocks in each of 3 stages, 2 convs per block, "
-                             "plus stem and classifier); allowed: 8, 14, 20, 32, 44, 56, 110, ...")
-        if not isinstance(width, int) or width < 1:
-            raise ValueError(f"width={width} must be an integer >= 1")
-        if not isinstance(skip, bool):
-            raise ValueError(f"skip={skip!r} must be true or false")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout={dropout} must be in [0, 1)")
         n = (depth - 2) // 6
         self.stem = nn.Sequential(
             nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),

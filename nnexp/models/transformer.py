@@ -14,6 +14,8 @@ import math
 import torch
 from torch import nn
 
+from nnexp.data import check, check_bool, check_choice, check_int, int_at_least
+from nnexp.models import ACTIVATIONS, check_dropout
 from nnexp.models import activation as make_activation
 from nnexp.scratch.attention import MultiHeadAttention
 
@@ -60,13 +62,20 @@ class Transformer(nn.Module):
         per_step: bool = False,
     ) -> None:
         super().__init__()
+        # even: sinusoidal positions come in (sin, cos) pairs
+        check("d_model", d_model, int_at_least(d_model, 2) and d_model % 2 == 0,
+              "an even integer >= 2, divisible by n_heads")
+        check_int("n_heads", n_heads, 1)
+        check_int("n_layers", n_layers, 1)
+        check_int("d_ff", d_ff, 1)
+        check_dropout(dropout)
+        check_choice("activation", activation, ACTIVATIONS)
+        check_bool("causal", causal)
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
         if len(input_shape) not in (1, 2):
             raise ValueError(f"transformer needs sequences (T,) of tokens or (T, F) of features; "
                              f"this dataset gives inputs of shape {tuple(input_shape)}")
-        if d_model % n_heads:
-            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
-        if d_model % 2:
-            raise ValueError(f"d_model={d_model} must be even (sinusoidal positions come in sin/cos pairs)")
         self.per_step, self.causal = per_step, causal
         length = input_shape[0]
         if vocab_size:
