@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from nnexp.errors import OptionError
+from nnexp.options import check, check_choice, check_int, finite
 
 MONITORS = ("train/loss", "val/loss", "train/acc", "val/acc")
 
@@ -21,14 +21,10 @@ class EarlyStopping:
 
     def __init__(self, monitor: str = "val/loss", mode: str = "min", patience: int = 10,
                  min_delta: float = 0.0, restore_best: bool = True, enabled: bool = True) -> None:
-        if monitor not in MONITORS:
-            raise OptionError("monitor", monitor, "one of " + ", ".join(MONITORS))
-        if mode not in ("min", "max"):
-            raise OptionError("mode", mode, "one of min, max")
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise OptionError("patience", patience, "an integer >= 0 (epochs)")
-        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or not 0 <= min_delta < math.inf:
-            raise OptionError("min_delta", min_delta, "a finite number >= 0")
+        check_choice("monitor", monitor, MONITORS)
+        check_choice("mode", mode, ("min", "max"))
+        check_int("patience", patience, 0, "epochs")
+        check("min_delta", min_delta, finite(min_delta) and min_delta >= 0, "a finite number >= 0")
         self.monitor, self.mode, self.patience = monitor, mode, patience
         self.min_delta, self.restore_best, self.enabled = min_delta, restore_best, enabled
         self.best_value = math.inf if mode == "min" else -math.inf

@@ -20,7 +20,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
-from nnexp.checkpoint import atomic_write
+from nnexp.atomic import atomic_write
 
 CSV_COLUMNS = ("epoch", "train/loss", "val/loss", "train/acc", "val/acc", "lr", "seconds",
                "grad_norm/first_layer", "grad_norm/last_layer")

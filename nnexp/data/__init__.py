@@ -11,17 +11,14 @@ which nnexp shows as ``dataset.<key>=... is out of range; allowed: ...``.
 
 from __future__ import annotations
 
-import math
-import numbers
-import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from nnexp.errors import OptionError
+from nnexp.options import check, finite
 
 
 @dataclass
@@ -122,51 +119,6 @@ def split_arrays(
 
 
 # ---------------------------------------------------------------------------
-# Option checks, shared by the loaders here and the models (nnexp/models). Each raises
-# OptionError(key, value, allowed) with the allowed range in words.
-
-
-def finite(value: Any) -> bool:
-    """A real number, not a bool, nan or inf."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def int_at_least(value: Any, least: int) -> bool:
-    """An integer (not a bool) >= ``least``."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= least
-
-
-def check(key: str, value: Any, ok: bool, allowed: str) -> None:
-    if not ok:
-        raise OptionError(key, value, allowed)
-
-
-def check_int(key: str, value: Any, least: int, note: str = "", *, null: bool = False) -> None:
-    """An integer >= ``least`` (or None with ``null``); ``note`` says what it counts."""
-    if null and value is None:
-        return
-    if not int_at_least(value, least):
-        allowed = f"{'null or ' if null else ''}an integer >= {least}{f' ({note})' if note else ''}"
-        raise OptionError(key, value, allowed)
-
-
-def check_choice(key: str, value: Any, choices: Iterable[str]) -> None:
-    choices = tuple(choices)
-    if not (isinstance(value, str) and value in choices):
-        raise OptionError(key, value, "one of " + ", ".join(choices))
-
-
-def check_bool(key: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise OptionError(key, value, "true or false")
-
-
-def check_path(key: str, value: Any, allowed: str) -> None:
-    """A file or folder name, not empty; whether it exists is for the loader to say."""
-    if not (isinstance(value, (str, os.PathLike)) and str(value).strip() != ""):
-        raise OptionError(key, value, allowed)
-
-
 def check_fractions(val_fraction: Any, test_fraction: Any = 0.0, train_fraction: Any = 1.0) -> None:
     """The split of a loader: each fraction in range, and something left to train on."""
     val, test, train = val_fraction, test_fraction, train_fraction

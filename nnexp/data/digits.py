@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nnexp.data import Data, check_fractions, check_int, split_arrays
+from nnexp.data import Data, check_fractions, split_arrays
+from nnexp.options import check_int
 
 
 def _read_digits() -> tuple[np.ndarray, np.ndarray]:

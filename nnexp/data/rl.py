@@ -37,21 +37,19 @@ import numpy as np
 import torch
 from PIL import Image
 
-from nnexp.checkpoint import atomic_write
-from nnexp.data import (
-    Data,
-    Split,
+from nnexp.atomic import atomic_write
+from nnexp.data import Data, Split, check_fractions
+from nnexp.data.rl_envs import ENVS, MAX_EPISODES, episode_seed, gymnasium, make_env, random_action
+from nnexp.data.rl_eval import PolicyEval, RolloutEval, Standardizer, StateEval, ValueEval
+from nnexp.options import (
     check,
     check_bool,
     check_choice,
-    check_fractions,
     check_int,
     check_path,
     finite,
     int_at_least,
 )
-from nnexp.data.rl_envs import ENVS, MAX_EPISODES, episode_seed, gymnasium, make_env, random_action
-from nnexp.data.rl_eval import PolicyEval, RolloutEval, Standardizer, StateEval, ValueEval
 
 log = logging.getLogger("nnexp")
 

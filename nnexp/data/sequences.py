@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nnexp.data import Data, check, check_fractions, check_int, check_path, finite, split_arrays
+from nnexp.data import Data, check_fractions, split_arrays
 from nnexp.errors import ConfigError
+from nnexp.options import check, check_int, check_path, finite
 
 
 def _check(n_samples: int, val_fraction: float, test_fraction: float, seed: int) -> None:

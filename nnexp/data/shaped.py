@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nnexp.data import Data, Split, check, check_int, int_at_least
+from nnexp.data import Data, Split
+from nnexp.options import check, check_int, int_at_least
 
 
 def random_images(shape: list[int] = (1, 28, 28), train_size: int = 60000, val_size: int = 10000,

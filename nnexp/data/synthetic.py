@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnexp.data import Data, check, check_fractions, check_int, finite, split_arrays
+from nnexp.data import Data, check_fractions, split_arrays
+from nnexp.options import check, check_int, finite
 
 
 def _check(n_samples: int, noise: float, val_fraction: float, test_fraction: float,

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from nnexp.data import Data, Split, check_bool, check_fractions, check_int, check_path, split_arrays
+from nnexp.data import Data, Split, check_fractions, split_arrays
 from nnexp.errors import ConfigError, NnexpError
+from nnexp.options import check_bool, check_int, check_path
 
 
 def _torchvision(name: str) -> ModuleType:

@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import nn
 
-from nnexp.data import check, check_choice, finite
+from nnexp.options import check, check_choice, finite
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 

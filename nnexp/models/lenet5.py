@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nnexp.data import check_choice
 from nnexp.models import ACTIVATIONS, check_dropout
 from nnexp.models import activation as make_activation
+from nnexp.options import check_choice
 
 SIZE = 32  # the input side LeNet-5 was designed for
 POOLS: dict[str, type[nn.Module]] = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}

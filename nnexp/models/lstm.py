@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nnexp.data import check_bool, check_choice, check_int
 from nnexp.models import check_dropout
+from nnexp.options import check_bool, check_choice, check_int
 
 CELLS = ("torch", "standard", "seed")
 

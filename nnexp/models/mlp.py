@@ -16,9 +16,9 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from nnexp.data import check, check_bool, check_choice, int_at_least
 from nnexp.models import ACTIVATIONS, check_dropout
 from nnexp.models import activation as make_activation
+from nnexp.options import check, check_bool, check_choice, int_at_least
 
 IMPLS = ("torch", "scratch")
 # Weight init of the linear layers (biases start at 0 except under "torch"):

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nnexp.data import check, check_bool, check_choice, check_int, int_at_least
 from nnexp.models import ACTIVATIONS, check_dropout
 from nnexp.models import activation as make_activation
+from nnexp.options import check, check_bool, check_choice, check_int, int_at_least
 
 MIN_SIDE = 8  # three stages, two of them halving: 8x8 ends at 2x2
 

@@ -14,9 +14,9 @@ import math
 import torch
 from torch import nn
 
-from nnexp.data import check, check_bool, check_choice, check_int, int_at_least
 from nnexp.models import ACTIVATIONS, check_dropout
 from nnexp.models import activation as make_activation
+from nnexp.options import check, check_bool, check_choice, check_int, int_at_least
 from nnexp.scratch.attention import MultiHeadAttention
 
 
