@@ -124,7 +124,7 @@ class RunSummary:
     def from_dict(cls, data: dict[str, Any]) -> RunSummary:
         """Any summary.json nnexp wrote (version 1 had no version field); unknown keys are ignored."""
         known = {f.name for f in fields(cls)}
-        values = {k: _number(v) if k in _NUMBERS else v for k, v in data.items() if k in known}
+        values = {k: _numbers(v) if k in _NUMBERS else v for k, v in data.items() if k in known}
         values["status"] = Status.of(data.get("status"))
         values.setdefault("version", 1)
         if "error" not in values and values["status"] is Status.FAILED and data.get("status") != "failed":
@@ -132,11 +132,14 @@ class RunSummary:
         return cls(**values)
 
 
-_NUMBERS = ("best_value", "wall_seconds", "seconds_per_epoch")
+# the fields that hold numbers (directly, or as values of a dict of tags)
+_NUMBERS = ("best_value", "wall_seconds", "seconds_per_epoch", "final", "best", "gap", "test", "eval")
 
 
-def _number(value: Any) -> Any:
+def _numbers(value: Any) -> Any:
     """JSON has no NaN/Inf: the writer stores them as "nan"/"inf" strings; read them back as floats."""
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
     if isinstance(value, str) and value in ("nan", "inf", "-inf"):
         return float(value)
     return value

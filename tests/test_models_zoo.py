@@ -8,12 +8,12 @@ import torch.nn.functional as F
 from conftest import SHRINK, compose_cfg, read_summary
 from torch import nn
 
+from nnexp.build import component, param_groups
 from nnexp.data import Split
 from nnexp.loop import FitSettings, train_one_epoch
 from nnexp.losses import make_objective
 from nnexp.models import count_parameters
 from nnexp.models.resnet import BasicBlock, ResNet
-from nnexp.run import _build, _param_groups
 
 BATCH = 4
 
@@ -21,7 +21,7 @@ BATCH = 4
 def build(name: str, input_shape: tuple[int, ...], num_outputs: int, overrides=()) -> nn.Module:
     """The model as `nnexp train model=<name>` builds it (run-time values as keyword arguments)."""
     cfg = compose_cfg([f"model={name}", "regularizer.dropout=0.5", *overrides])
-    return _build("model", cfg.model, input_shape=input_shape, num_outputs=num_outputs)
+    return component("model", cfg.model, input_shape=input_shape, num_outputs=num_outputs)
 
 
 # (model, one sample's shape, outputs, overrides)
@@ -89,8 +89,8 @@ def test_perceptron_starts_at_zero_and_names_its_loss():
 def _perceptron(lr: float = 0.1):
     """Model, optimizer and loss as `nnexp train model=perceptron optimizer=sgd optimizer.lr=<lr>` builds them."""
     cfg = compose_cfg(["model=perceptron", "optimizer=sgd", f"optimizer.lr={lr}"])
-    model = _build("model", cfg.model, input_shape=(2,), num_outputs=1)
-    optimizer = _build("optimizer", cfg.optimizer, params=_param_groups(model))
+    model = component("model", cfg.model, input_shape=(2,), num_outputs=1)
+    optimizer = component("optimizer", cfg.optimizer)(param_groups(model))  # the YAML's partial, given the weights
     objective = make_objective(cfg.loss, "classification", 2, None, model_default=type(model).default_loss)
     assert objective.name == "perceptron"
     return model, optimizer, objective
