@@ -28,7 +28,7 @@ def _same_run(a: Path, b: Path) -> None:
     assert metrics[0] == metrics[1]  # epoch, losses, accuracies, lr: everything but the seconds
 
 
-def test_run_from_python_is_the_run_the_cli_makes(run_cli, tmp_path):
+def test_run_from_python_is_the_run_the_cli_makes(run_cli, tmp_path, monkeypatch):
     code, _, err = run_cli("train", *OVERRIDES, f"hydra.run.dir={tmp_path / 'cli'}")
     assert code == 0, err
 
@@ -38,8 +38,15 @@ def test_run_from_python_is_the_run_the_cli_makes(run_cli, tmp_path):
     ctx = RunContext.from_hydra(cfg.hydra, run_dir=tmp_path / "python")
     with open_dict(cfg):
         del cfg["hydra"]
-    assert not HydraConfig.initialized()  # no hydra.main: run() must not need it
+
+
+    def no_hydra_main(*args, **kwargs):
+        raise AssertionError("run() asked for HydraConfig: it must work without hydra.main")
+
+    for name in ("get", "initialized", "instance"):
+        monkeypatch.setattr(HydraConfig, name, no_hydra_main)
     summary = run(cfg, ctx)
+    monkeypatch.undo()
 
     assert summary.status is Status.COMPLETED and summary.checks[0]["pass"] is True
     assert summary.choices["model"] == "mlp" and summary.overrides == OVERRIDES
