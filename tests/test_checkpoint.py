@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 
 import pytest
 import torch
 
-from nnexp import checkpoint
 from nnexp.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from nnexp.errors import ConfigError
 from nnexp.models.mlp import MLP
@@ -78,7 +78,8 @@ def test_write_failing_halfway_keeps_the_old_file(tmp_path, monkeypatch):
     def half_open(file, mode="r", *args, **kwargs):
         return HalfWriter(open(file, mode, *args, **kwargs))
 
-    monkeypatch.setattr(checkpoint, "open", half_open, raising=False)  # shadows the builtin in that module
+    # shadows the builtin in the module that defines atomic_write, wherever that is
+    monkeypatch.setattr(sys.modules[atomic_write.__module__], "open", half_open, raising=False)
     with pytest.raises(OSError, match="No space left"):
         atomic_write(path, b"new content that never fully lands")
     assert path.read_bytes() == b"old content"

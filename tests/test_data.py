@@ -197,9 +197,13 @@ def test_split_arrays_with_no_training_samples_left_is_a_config_error():
 
 
 def test_data_to_moves_every_split():
-    data = synthetic.xor(n_samples=40, test_fraction=0.25).to("cpu")
-    assert all(s.x.device.type == "cpu" and s.y.device.type == "cpu" for s in _splits(data))
-    assert data.test is not None
+    data = synthetic.xor(n_samples=40, test_fraction=0.25)
+    moved = data.to("meta")  # a device other than the data's own, without needing a GPU
+    assert moved.test is not None
+    for before, after in zip(_splits(data), _splits(moved), strict=True):
+        assert after.x.is_meta and after.y.is_meta
+        assert after.x.shape == before.x.shape and after.y.dtype == before.y.dtype
+    assert not data.train.x.is_meta  # the original is left where it was
 
 
 # ---------------------------------------------------------------------------

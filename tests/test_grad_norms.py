@@ -59,6 +59,24 @@ def test_a_deep_sigmoid_net_passes_almost_no_gradient_to_its_first_layer():
     assert norms["sigmoid", False] < 1e-4 * norms["relu", False]
 
 
+@pytest.mark.parametrize("clip", [None, 0.01])
+def test_grad_clip_limits_the_length_of_each_step(clip):
+    """trainer.grad_clip: with SGD at lr 1, one step moves the weights by the clipped gradient's norm."""
+    torch.manual_seed(0)
+    model = MLP((4,), 3, hidden=[8])
+    split = Split(torch.randn(12, 4), torch.randint(0, 3, (12,)))
+    before = torch.nn.utils.parameters_to_vector(model.parameters()).detach().clone()
+    objective = make_objective("auto", "classification", 3, None)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    train_one_epoch(model, split, objective, optimizer, FitSettings(epochs=1, batch_size=12, grad_clip=clip),
+                    torch.Generator().manual_seed(0), lambda: False)  # one step: the whole split is one batch
+    step = (torch.nn.utils.parameters_to_vector(model.parameters()) - before).norm().item()
+    if clip is None:
+        assert step > 0.1  # the unclipped gradient is long ...
+    else:
+        assert step == pytest.approx(clip, rel=1e-3)  # ... so clipping cuts it down to exactly the limit
+
+
 @pytest.mark.parametrize(("init", "std"), [("he", lambda fan_in, fan_out: math.sqrt(2 / fan_in)),
                                            ("xavier", lambda fan_in, fan_out: math.sqrt(2 / (fan_in + fan_out)))])
 def test_init_draws_weights_with_the_named_variance(init, std):

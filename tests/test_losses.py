@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import read_summary
 
 from nnexp.errors import ConfigError
 from nnexp.losses import make_objective
@@ -102,3 +103,12 @@ def test_mse_on_classes_compares_with_one_hot_targets():
     y = torch.tensor([0, 1])  # one-hot [[1, 0], [0, 1]]: squared errors 0, 0, 0, 1
     assert obj.loss(out, y).item() == pytest.approx(0.25, abs=1e-7)
     assert obj.correct(out, y).item() == 1  # argmax of [0, 0] is class 0, wrong
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "nll", "mse"])
+def test_the_loss_option_reaches_the_run(run_cli, tmp_path, name):
+    """`loss=<name>` on two classes, where auto would pick bce: the run trains with the loss asked for."""
+    code, _, err = run_cli("train", "dataset=xor", f"loss={name}", "trainer.epochs=1", "trainer.progress=none",
+                           "trainer.checkpoints=false", f"hydra.run.dir={tmp_path / 'r'}")
+    assert code == 0, err
+    assert read_summary(tmp_path / "r")["loss"] == name

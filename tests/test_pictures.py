@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -79,15 +80,28 @@ def test_decision_boundary_regions_take_the_class_colours():
 
 def test_decision_boundary_with_three_classes():
     data = spirals(n_samples=150, n_classes=3)
-    image = pictures.decision_boundary(MLP((2,), 3, hidden=[8]), data, "cpu", size=64, grid=16)
+    model = nn.Linear(2, 3)  # three confident sectors around the origin, one per class
+    with torch.no_grad():
+        angles = torch.tensor([0.0, 2.0, 4.0]) * torch.pi / 3
+        model.weight.copy_(100 * torch.stack([angles.cos(), angles.sin()], dim=1))
+        model.bias.zero_()
+    image = pictures.decision_boundary(model, data, "cpu", size=64, grid=16)
     assert image.shape == (64, 64, 3) and image.dtype == np.uint8
+    for k in range(3):  # each class's region in its own colour, as deep as a sure model paints it
+        deep = pictures.WHITE + 0.65 * (pictures.PALETTE[k] - pictures.WHITE)
+        share = (np.abs(image.astype(float) - deep).max(axis=-1) <= 1).mean()
+        assert share > 0.1, f"class {k}'s colour covers only {share:.0%} of the picture"
 
 
 def test_has_decision_boundary_only_for_2d_real_inputs():
-    assert pictures.has_decision_boundary(moons(n_samples=40))
+    data = moons(n_samples=40)
+    assert pictures.has_decision_boundary(data)
     from nnexp.data.digits import load
 
     assert not pictures.has_decision_boundary(load())
+    # two numbers per sample, but not points of a plane with one class each
+    for not_a_plane in ({"vocab_size": 5}, {"per_step": True}, {"task": "regression", "num_classes": None}):
+        assert not pictures.has_decision_boundary(dataclasses.replace(data, **not_a_plane)), not_a_plane
 
 
 def _one_hot_split(labels: torch.Tensor, num_classes: int) -> Split:
@@ -124,7 +138,9 @@ def test_confusion_matrix_flattens_per_step_targets():
 
 def test_many_classes_draw_small_cells_without_text():
     image = pictures.render_confusion(np.eye(100, dtype=np.int64))
-    assert image.shape == (400, 400, 3)
+    # 4-pixel cells, each one flat colour: dark blue on the diagonal, white elsewhere, no digits drawn over them
+    cells = np.where(np.eye(100, dtype=bool)[..., None], pictures.DARK_BLUE, 255).astype(np.uint8)
+    assert np.array_equal(image, np.repeat(np.repeat(cells, 4, axis=0), 4, axis=1))
 
 
 def test_attention_maps_one_picture_per_layer_with_the_heads_side_by_side():
@@ -132,10 +148,15 @@ def test_attention_maps_one_picture_per_layer_with_the_heads_side_by_side():
     model = Transformer((12, 2), 1, d_model=16, n_heads=2, n_layers=3, d_ff=16)
     images = pictures.attention_maps(model, torch.randn(1, 12, 2))
     assert len(images) == 3
-    side = 12 * (pictures.ATTENTION_SIZE // 12)
-    for image in images:
+    cell = pictures.ATTENTION_SIZE // 12
+    side = 12 * cell
+    for image, weights in zip(images, model.attention, strict=True):  # weights: (1, heads, T, T)
         assert image.dtype == np.uint8 and image.shape == (side, 2 * side + 4, 3)
-        assert image.min() < 255  # every head has a largest weight, drawn dark
+        assert (image[:, side:side + 4] == pictures.GAP_GREY).all()  # the grey line between the two heads
+        for head in range(2):  # each head's own largest weight is drawn darkest, at (row query, column key)
+            row, col = divmod(int(weights[0, head].argmax()), 12)
+            pixel = image[row * cell + cell // 2, head * (side + 4) + col * cell + cell // 2]
+            assert tuple(pixel) == tuple(int(v) for v in pictures.DARK_PURPLE), (head, row, col)
     assert pictures.attention_maps(MLP((2,), 2, hidden=[4]), torch.randn(1, 2)) == []
 
 

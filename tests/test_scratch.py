@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 
 import pytest
 import torch
@@ -135,6 +136,7 @@ def test_scratch_mlp_equals_torch_mlp(activation):
     x = torch.randn(6, 1, 3, 3, dtype=D)
     y = torch.randint(0, 4, (6,))
     out, ref_out = ours(x), ref(x)
+    assert isinstance(out.grad_fn, bp.ScratchMLPFunction._backward_cls)  # the seed's backward, not autograd's
     assert close(out, ref_out)
     F.cross_entropy(out, y).backward()
     F.cross_entropy(ref_out, y).backward()
@@ -321,8 +323,9 @@ def test_sgd_per_sample_is_torch_sgd_with_batch_size_one():
     acts = ["sigmoid", "identity"]
     layers = random_layers([2, 4, 1], acts)
     xs, ys = torch.randn(12, 2, dtype=D), torch.randint(0, 2, (12, 1)).to(D)
+    before = [t.clone() for W, b, _ in layers for t in (W, b)]
     ours = so.sgd_per_sample(layers, xs, ys, "bce", lr=0.3, epochs=3)
-    params = [t.clone().requires_grad_() for W, b, _ in layers for t in (W, b)]
+    params = [t.clone().requires_grad_() for t in before]
     opt = torch.optim.SGD(params, lr=0.3)
     for _ in range(3):
         for i in range(12):
@@ -330,7 +333,8 @@ def test_sgd_per_sample_is_torch_sgd_with_batch_size_one():
             F.binary_cross_entropy_with_logits(torch_forward(xs[i:i + 1], params, acts), ys[i:i + 1]).backward()
             opt.step()
     assert all(close(a, b) for a, b in zip([t for W, b, _ in ours for t in (W, b)], params, strict=True))
-    assert torch.equal(layers[0][0], layers[0][0].clone())  # the input layers are left alone
+    after = [t for W, b, _ in layers for t in (W, b)]
+    assert all(torch.equal(a, b) for a, b in zip(after, before, strict=True))  # the input layers are left alone
 
 
 @pytest.mark.parametrize("impl", ["torch", "scratch"])
@@ -340,7 +344,9 @@ def test_factories_pick_the_implementation(impl):
     opt_adam = factories.adam(p, lr=0.1, betas=[0.8, 0.9], impl=impl)
     expected = (so.SGD, so.Adam) if impl == "scratch" else (torch.optim.SGD, torch.optim.Adam)
     assert type(opt_sgd) is expected[0] and type(opt_adam) is expected[1]
-    assert opt_adam.param_groups[0]["betas"] == (0.8, 0.9)
+    sgd_group, adam_group = opt_sgd.param_groups[0], opt_adam.param_groups[0]
+    assert (sgd_group["lr"], sgd_group["momentum"], sgd_group["nesterov"]) == (0.1, 0.9, True)
+    assert (adam_group["lr"], adam_group["betas"]) == (0.1, (0.8, 0.9))
 
 
 def test_factories_reject_an_unknown_impl():
@@ -373,6 +379,23 @@ def test_perceptron_learns_and_but_not_xor():
 # --------------------------------------------------------------------------- through `nnexp train`
 
 
+@pytest.fixture
+def scratch_calls(monkeypatch) -> Counter:  # noqa: ANN001
+    """Counts what ran of nnexp/scratch: the seed's backward pass and each scratch optimizer's steps."""
+    calls: Counter = Counter()
+
+    def spy(name: str, real):  # noqa: ANN001, ANN202
+        def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            calls[name] += 1
+            return real(*args, **kwargs)
+        return counted
+
+    monkeypatch.setattr(bp, "backward", spy("backward", bp.backward))  # ScratchMLPFunction calls it
+    for cls in (so.SGD, so.Adam):
+        monkeypatch.setattr(cls, "step", spy(cls.__name__, cls.step))
+    return calls
+
+
 def _losses(run_dir) -> list[float]:  # noqa: ANN001
     """train/loss and val/loss of every epoch, from TensorBoard (metrics.csv rounds to 6 digits)."""
     acc = EventAccumulator(str(run_dir))
@@ -380,35 +403,41 @@ def _losses(run_dir) -> list[float]:  # noqa: ANN001
     return [e.value for tag in ("train/loss", "val/loss") for e in acc.Scalars(tag)]
 
 
-def test_train_with_scratch_model_and_optimizer(run_cli, tmp_path):
+def test_train_with_scratch_model_and_optimizer(run_cli, tmp_path, scratch_calls):
     code, _, err = run_cli("train", *SHRINK, "model.impl=scratch", "dataset=xor", "trainer.epochs=3",
                            "optimizer=sgd", "optimizer.impl=scratch", f"hydra.run.dir={tmp_path / 'r'}")
     assert code == 0, err
+    # every optimizer step was the scratch SGD's, after a backward pass of the seed's algorithm
+    assert scratch_calls["SGD"] > 0 and scratch_calls["backward"] == scratch_calls["SGD"]
     s = read_summary(tmp_path / "r")
     assert s["status"] == "completed" and s["epochs_run"] == 3
     assert s["final"]["train/loss"] < 0.69  # it learned something in 3 epochs
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
-def test_scratch_optimizer_gives_torch_losses(run_cli, tmp_path, optimizer):
-    runs = {}
+def test_scratch_optimizer_gives_torch_losses(run_cli, tmp_path, optimizer, scratch_calls):
+    runs, steps = {}, {}
     for impl in ("torch", "scratch"):
         code, _, err = run_cli("train", *SHRINK, "trainer.epochs=3", "dataset=xor", "model.hidden=[16]",
                                f"optimizer={optimizer}", f"optimizer.impl={impl}", "regularizer=l2",
                                f"hydra.run.dir={tmp_path / impl}")
         assert code == 0, err
         runs[impl] = _losses(tmp_path / impl)
+        steps[impl] = scratch_calls["Adam" if optimizer == "adam" else "SGD"]
+    assert steps["torch"] == 0 and steps["scratch"] > 0  # optimizer.impl picked the implementation
     assert runs["scratch"] == pytest.approx(runs["torch"], abs=1e-6)
 
 
-def test_scratch_mlp_trains_like_the_torch_mlp_for_5_epochs(run_cli, tmp_path):
-    runs = {}
+def test_scratch_mlp_trains_like_the_torch_mlp_for_5_epochs(run_cli, tmp_path, scratch_calls):
+    runs, backward_passes = {}, {}
     for impl in ("torch", "scratch"):
         code, _, err = run_cli("train", *SHRINK, "trainer.epochs=5", "dataset=xor", "model.hidden=[16,16]",
                                "model.activation=tanh", "regularizer=none", "trainer.seed=3",
                                f"model.impl={impl}", f"hydra.run.dir={tmp_path / impl}")
         assert code == 0, err
         runs[impl] = _losses(tmp_path / impl)
+        backward_passes[impl] = scratch_calls["backward"]
+    assert backward_passes["torch"] == 0 and backward_passes["scratch"] > 0  # model.impl picked the backward pass
     assert len(runs["scratch"]) == 2 * 5
     assert runs["scratch"] == pytest.approx(runs["torch"], abs=1e-6)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -160,13 +162,16 @@ def test_sequence_runs_from_the_cli(run_cli, tmp_path, args):
 
 def test_transformer_on_a_text_file(run_cli, tmp_path):
     path = tmp_path / "book.txt"
-    path.write_text("It was the best of times, it was the worst of times. " * 40)
+    text = "It was the best of times, it was the worst of times. " * 40
+    path.write_text(text)
     code, _, err = run_cli("train", "model=transformer", "dataset=text", f"dataset.path={path}",
                            "dataset.seq_len=32", "trainer.epochs=2", "trainer.progress=none",
                            f"hydra.run.dir={tmp_path / 'r'}")
     assert code == 0, err
     s = read_summary(tmp_path / "r")
-    assert s["loss"] == "cross_entropy" and 0 <= s["final"]["val/acc"] <= 1
+    assert s["loss"] == "cross_entropy"
+    # two epochs already predict the next character better than a uniform guess over the characters
+    assert s["final"]["val/loss"] < 0.9 * math.log(len(set(text)))
 
 
 @pytest.mark.parametrize(("args", "expected"), [

@@ -6,6 +6,8 @@ import pytest
 import torch
 from conftest import read_summary
 
+from nnexp import run as run_module
+
 QUICK = ["trainer.progress=none", "trainer.epochs=3"]
 
 
@@ -34,9 +36,20 @@ def test_fp16_without_a_gpu_is_a_usage_error(run_cli, tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
-def test_channels_last_gives_the_same_training_for_an_image_model(run_cli, tmp_path):
+def test_channels_last_gives_the_same_training_for_an_image_model(run_cli, tmp_path, monkeypatch):
+    layouts = []  # per run: is the model that fit() trains in NHWC memory?
+    real_fit = run_module.fit
+
+    def spy(model, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+        weight = convs[1].weight  # (16, 6, 5, 5): with 6 input channels the two layouts differ
+        layouts.append(weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous())
+        return real_fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(run_module, "fit", spy)
     plain = _run(run_cli, tmp_path, "plain", "model=lenet5")
     nhwc = _run(run_cli, tmp_path, "nhwc", "model=lenet5", "trainer.channels_last=true")
+    assert layouts == [False, True]  # the flag really changed the layout, so "the same training" means something
     for key in ("train/loss", "val/loss"):
         assert nhwc["final"][key] == pytest.approx(plain["final"][key], rel=1e-4)
 

@@ -137,7 +137,13 @@ def test_normalize_standardizes_each_channel_with_training_statistics(torchvisio
     mean = data.train.x.mean(dim=(0, 2, 3))
     std = data.train.x.std(dim=(0, 2, 3))
     assert torch.allclose(mean, torch.zeros(3), atol=1e-5) and torch.allclose(std, torch.ones(3), atol=1e-4)
-    assert data.test.x.min() < -1 and data.test.x.max() > 1
+    # val and test are shifted and scaled by the training split's numbers, not by their own
+    raw = vision.cifar10(root=str(tmp_path))
+    raw_mean = raw.train.x.mean(dim=(0, 2, 3), keepdim=True)
+    raw_std = raw.train.x.std(dim=(0, 2, 3), keepdim=True)
+    for name in ("val", "test"):
+        expected = (getattr(raw, name).x - raw_mean) / raw_std
+        torch.testing.assert_close(getattr(data, name).x, expected, rtol=0, atol=1e-5, msg=name)
 
 
 def test_cifar_reads_the_same_images_as_torchvision(torchvision, tmp_path, monkeypatch):
@@ -157,6 +163,9 @@ def test_cifar_batches_with_byte_keys_load_too(torchvision, tmp_path):
     files = write_cifar(tmp_path, byte_keys=True)
     data = vision.cifar10(root=str(tmp_path))
     assert data.test.y.tolist() == files["test_y"].tolist()
+    assert torch.equal(data.test.x, torch.as_tensor(files["test_x"], dtype=torch.float32) / 255)
+    assert _rows(torch.cat([data.train.x, data.val.x])) == _rows(torch.as_tensor(files["train_x"] / 255.0,
+                                                                                 dtype=torch.float32))
 
 
 def test_download_true_goes_through_torchvision(torchvision, tmp_path, monkeypatch):
