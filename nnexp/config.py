@@ -180,6 +180,8 @@ _RULES: list[tuple[str, Any, str]] = [
     ("optimizer.momentum", lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
     ("optimizer.alpha", lambda v: _finite(v) and 0 < v < 1, "a number in (0, 1)"),
     ("optimizer.eps", _positive, "a finite number > 0"),
+    ("optimizer.betas", lambda v: isinstance(v, list) and len(v) == 2 and all(_finite(b) and 0 <= b < 1 for b in v),
+     "two numbers in [0, 1), e.g. [0.9,0.999]"),
     ("regularizer.weight_decay", _non_negative, "a finite number >= 0"),
     ("regularizer.l1", _non_negative, "a finite number >= 0"),
     ("regularizer.dropout", lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),

@@ -119,6 +119,8 @@ def test_report_writes_csv_and_png(sweep, capsys):
     with Image.open(sweep / "report.png") as png:
         assert png.format == "PNG"
         assert 1000 <= png.width <= 1600 and 400 <= png.height <= 700
+        assert png.convert("L").getextrema()[0] < 128  # something dark is drawn: axes, text, curves
+        assert len(png.convert("RGB").getcolors(1 << 16) or []) > 2  # in colours: one per configuration
 
 
 def test_report_on_a_real_sweep(run_cli, tmp_path, capsys):

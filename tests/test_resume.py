@@ -125,28 +125,45 @@ def test_without_the_random_states_the_resumed_run_differs(run_cli, tmp_path, mo
     assert _csv(tmp_path / "whole")[:4] == _csv(tmp_path / "parts")[:4]  # the epochs before the resume agree
 
 
-def test_auto_finds_the_newest_unfinished_run_with_the_same_config(run_cli, tmp_path):
-    runs = tmp_path / "outputs" / "runs"
+def _killed_run(tmp_path: Path, runs: Path) -> Path:
+    """A run of RUN started in tmp_path and killed (SIGKILL: no summary.json) once it has a checkpoint."""
+    before = set(runs.glob("*/*"))
     proc = subprocess.Popen([sys.executable, "-m", "nnexp", "train", *RUN, "trainer.epochs=1000"], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not list(runs.glob("*/*/checkpoints/last.pt")):
+        while time.monotonic() < deadline and not (set(p.parent.parent for p in runs.glob("*/*/checkpoints/last.pt"))
+                                                   - before):
             time.sleep(0.05)
     finally:
-        proc.kill()  # SIGKILL: no summary.json, an unfinished run
+        proc.kill()
         proc.wait()
-    (killed,) = runs.glob("*/*")
+    (new,) = set(runs.glob("*/*")) - before
+    return new
+
+
+def test_auto_finds_the_newest_unfinished_run_with_the_same_config(run_cli, tmp_path):
+    runs = tmp_path / "outputs" / "runs"
+    older = _killed_run(tmp_path, runs)
+    time.sleep(0.05)  # checkpoint times apart
+    newer = _killed_run(tmp_path, runs)
+    older_stamp = (older / "checkpoints" / "last.pt").stat().st_mtime_ns
     code, _, err = run_cli("train", *RUN, "trainer.epochs=8", "trainer.resume=auto")
     assert code == 0, err
-    assert list(runs.glob("*/*")) == [killed]  # continued in its folder: no new one
-    s = read_summary(killed)
+    assert set(runs.glob("*/*")) == {older, newer}  # continued in a folder of its own: no new one
+    s = read_summary(newer)
     assert s["status"] == "completed" and s["epochs_run"] == 8 and s["resumed_from"]["epoch"] >= 1
-    # a finished run is not resumed, and another config is another run: both start fresh
+    assert not (older / "summary.json").exists() and (older / "checkpoints" / "last.pt").stat().st_mtime_ns == \
+        older_stamp  # the older one is left as it was
+    # the next one continues the older run, the only unfinished one left (the newer one has finished)
+    code, _, err = run_cli("train", *RUN, "trainer.epochs=8", "trainer.resume=auto")
+    assert code == 0, err
+    assert set(runs.glob("*/*")) == {older, newer} and read_summary(older)["status"] == "completed"
+    # nothing unfinished with this config is left, and another config is another run: both start fresh
     for extra in ([], ["model.hidden=[8]"]):
         code, _, err = run_cli("train", *RUN, "trainer.epochs=2", *extra, "trainer.resume=auto")
         assert code == 0, err
-    assert len(list(runs.glob("*/*"))) == 3
+    assert len(list(runs.glob("*/*"))) == 4
 
 
 @pytest.fixture(scope="module")

@@ -60,9 +60,12 @@ def test_submitit_local_runs_each_job_as_its_own_process(tmp_path):
     _plugin("hydra_submitit_launcher")
     proc = _nnexp(tmp_path, "-m", "hydra/launcher=submitit_local", *QUICK, "trainer.seed=0,1")
     assert proc.returncode == 0, proc.stderr
-    summaries = _summaries(_sweep(tmp_path))
+    sweep = _sweep(tmp_path)
+    summaries = _summaries(sweep)
     assert [s["seed"] for s in summaries] == [0, 1] and all(s["status"] == "completed" for s in summaries)
     assert "sweep: 2 jobs" in proc.stdout
+    # submitit ran each job as a process of its own: one log per job in its folder (.submitit/<job id>)
+    assert len(list((sweep / ".submitit").glob("*/*_log.out"))) == 2
 
 
 def test_optuna_preset_runs_8_trials_and_reports_the_best(tmp_path, capsys):

@@ -142,17 +142,46 @@ PARTNER = {
 
 
 @pytest.mark.parametrize("choice", GRID)
-def test_every_option_trains(run_cli, tmp_path, choice):
+def test_every_option_trains(run_cli, tmp_path, choice, monkeypatch):
+    from nnexp import run as run_module
+
+    seen = {}
+
+    def spy(model, data, objective, optimizer, scheduler, settings, stopper, **kwargs):
+        seen.update(model=model, optimizer=optimizer, scheduler=scheduler, settings=settings,
+                    deterministic=torch.are_deterministic_algorithms_enabled())
+        return real_fit(model, data, objective, optimizer, scheduler, settings, stopper, **kwargs)
+
+    real_fit = run_module.fit
+    monkeypatch.setattr(run_module, "fit", spy)
     run_dir = tmp_path / "run"
     (tmp_path / "corpus.txt").write_text("a small corpus of characters to predict. " * 30)
     partner = PARTNER.get(choice, "").split()
-    code, out, err = run_cli("train", *SHRINK, *choice.split(), *partner, f"hydra.run.dir={run_dir}")
+    try:
+        code, out, err = run_cli("train", *SHRINK, *choice.split(), *partner, f"hydra.run.dir={run_dir}")
+    finally:
+        torch.use_deterministic_algorithms(False)  # a run leaves it on for the process
     assert code == 0, err
     s = read_summary(run_dir)
     assert s["status"] in ("completed", "early_stopped")
     assert s["epochs_run"] >= 1 and math.isfinite(s["final"]["val/loss"])
     assert len(_csv_rows(run_dir)) == s["epochs_run"]
     assert (run_dir / "checkpoints" / "last.pt").is_file() == ("checkpoints=false" not in choice)
+    # the option reached the run, not only the command line
+    for item in choice.split():
+        key, value = item.split("=", 1)
+        if "." not in key and key != "loss":
+            assert s["choices"][key] == value
+    if choice.startswith("loss="):
+        assert s["loss"] == choice.split()[0].split("=")[1]
+    assert seen["settings"].grad_clip == (0.5 if choice == "trainer.grad_clip=0.5" else None)
+    assert seen["deterministic"] == (choice == "trainer.deterministic=true")
+    if "nesterov=true" in choice:
+        assert seen["optimizer"].param_groups[0]["nesterov"] is True
+    if choice.startswith("scheduler=") and choice != "scheduler=none":
+        assert seen["scheduler"] is not None
+    if choice == "model.activation=sigmoid":
+        assert any(isinstance(m, torch.nn.Sigmoid) for m in seen["model"].modules())
 
 
 def test_plain_progress_prints_one_line_per_epoch(run_cli, tmp_path):
