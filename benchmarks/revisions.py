@@ -32,7 +32,10 @@ ROW = re.compile(r"^\| (B\d) \| (.+?) \| ([\d.]+) s \| ([\d.]+) \| ([\d.]+) \|",
 
 
 def _git(*args: str) -> str:
-    return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True).stdout.strip()
+    proc = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"git {' '.join(args)}: {proc.stderr.strip()}")
+    return proc.stdout.strip()
 
 
 def measure(tree: Path, cases: str, repeats: int, quick: bool) -> dict[tuple[str, str], tuple[float, float]]:
@@ -46,14 +49,14 @@ def measure(tree: Path, cases: str, repeats: int, quick: bool) -> dict[tuple[str
     return {(m[0], m[1]): (float(m[2]), float(m[4])) for m in ROW.findall(proc.stdout)}
 
 
-def table(names: tuple[str, str], rounds: list[dict[str, dict]]) -> str:
-    a, b = names
-    lines = [f"| id | what | {a}: nnexp | {a}: ratio | {b}: nnexp | {b}: ratio | {b} / {a} (nnexp) |",
+def table(names: dict[str, str], rounds: list[dict[str, dict]]) -> str:
+    a, b = names["base"], names["new"]
+    lines = [f"| id | what | {a}: nnexp | {a}: ratio | {b}: nnexp | {b}: ratio | new / base (nnexp) |",
              "|---|---|---:|---:|---:|---:|---:|"]
-    for key in rounds[0][a]:
-        values = {n: [r[n][key] for r in rounds if key in r[n]] for n in names}
-        (ta, ra), (tb, rb) = ((statistics.median(v[0] for v in values[n]), statistics.median(v[1] for v in values[n]))
-                              for n in names)
+    for key in rounds[0]["base"]:
+        values = {side: [r[side][key] for r in rounds if key in r[side]] for side in ("base", "new")}
+        (ta, ra), (tb, rb) = ((statistics.median(v[0] for v in values[side]),
+                               statistics.median(v[1] for v in values[side])) for side in ("base", "new"))
         lines.append(f"| {key[0]} | {key[1]} | {ta:.3f} s | {ra:.3f} | {tb:.3f} s | {rb:.3f} | {tb / ta:.3f} |")
     return "\n".join(lines)
 
@@ -67,18 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds inside each run.py run")
     parser.add_argument("--quick", action="store_true", help="run.py --quick, one round: checks the script")
     args = parser.parse_args(argv)
-    commits = {name: _git("rev-parse", "--short", name) for name in (args.base, args.new)}
-    names = (f"{args.base} ({commits[args.base]})", f"{args.new} ({commits[args.new]})")
+    revisions = {"base": args.base, "new": args.new}
+    names = {side: f"{rev} ({_git('rev-parse', '--short', rev)})" for side, rev in revisions.items()}
     rounds: list[dict[str, dict]] = []
     with tempfile.TemporaryDirectory(prefix="nnexp-revisions-") as tmp:
-        trees = {}
-        for name, rev in zip(names, (args.base, args.new), strict=True):
-            trees[name] = Path(tmp) / commits[rev] if name == names[0] else Path(tmp) / f"new-{commits[rev]}"
-            _git("worktree", "add", "--detach", "--quiet", str(trees[name]), rev)
+        trees = {side: Path(tmp) / side for side in revisions}
+        for side, rev in revisions.items():
+            _git("worktree", "add", "--detach", "--quiet", str(trees[side]), rev)
         try:
             for r in range(1 if args.quick else args.rounds):
-                order = names if r % 2 == 0 else names[::-1]
-                rounds.append({n: measure(trees[n], args.only, args.repeats, args.quick) for n in order})
+                order = ("base", "new") if r % 2 == 0 else ("new", "base")
+                rounds.append({side: measure(trees[side], args.only, args.repeats, args.quick) for side in order})
                 print(f"round {r + 1} done", file=sys.stderr, flush=True)
         finally:
             for tree in trees.values():

@@ -39,3 +39,19 @@ def test_speed_options_benchmark_quick_mode_runs(tmp_path):
     assert "x |" in rows["bf16 autocast"] and "x |" in rows["channels_last"]
     if not torch.cuda.is_available():  # float16 autocast is refused on a CPU, with nnexp's own message
         assert "refused: trainer.precision=16 needs a CUDA GPU" in rows["fp16 autocast + GradScaler"]
+
+
+def test_revisions_benchmark_quick_mode_compares_two_checkouts(tmp_path):
+    """benchmarks/revisions.py: two git revisions side by side (here HEAD twice), each from its own worktree."""
+    results = REPO / "benchmarks" / "RESULTS_revisions.md"
+    before = results.read_text() if results.exists() else None
+    worktrees = subprocess.run(["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True).stdout
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "revisions.py"), "HEAD", "HEAD", "--only", "B3",
+                           "--quick"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (row,) = [line for line in proc.stdout.splitlines() if line.startswith("| B3 |")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2].endswith(" s") and cells[4].endswith(" s") and float(cells[6]) > 0  # both measured, a ratio
+    assert (results.read_text() if results.exists() else None) == before  # --quick writes nothing
+    after = subprocess.run(["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True).stdout
+    assert after == worktrees  # its temporary checkouts are gone
