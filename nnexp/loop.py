@@ -28,6 +28,7 @@ from nnexp.data import Data, Split
 from nnexp.distributed import SINGLE, Dist
 from nnexp.early_stopping import EarlyStopping
 from nnexp.losses import Objective, predicted_class
+from nnexp.record import Status
 from nnexp.train_state import EpochStart, EpochStats, EpochSums, RunningSums, TrainState
 
 
@@ -74,7 +75,7 @@ def end_weights(model: nn.Module) -> tuple[str, str] | None:
 
 @dataclass
 class FitResult:
-    status: str  # completed | early_stopped | diverged | interrupted (nnexp/record.py)
+    status: Status  # completed, early_stopped, diverged or interrupted (never failed: that is an exception)
     epochs_run: int
     history: list[dict[str, float | None]] = field(default_factory=list)
     message: str = ""
@@ -209,7 +210,7 @@ def fit(
 ) -> FitResult:
     """Train from ``state`` (a new one: from scratch) to ``settings.epochs``, or until stopped."""
     state = state or TrainState.new(settings.seed)
-    result = FitResult(status="completed", epochs_run=state.epoch, history=state.history)
+    result = FitResult(status=Status.COMPLETED, epochs_run=state.epoch, history=state.history)
 
     for epoch in range(state.epoch + 1, settings.epochs + 1):  # epochs count from 1
         start = time.perf_counter()
@@ -231,7 +232,7 @@ def fit(
                         f"the weights are {weights}")
         elif not stats.whole:  # a stop was asked for mid-epoch: keep the position, log nothing partial
             state.sums = stats.sums
-            result.status = "interrupted"
+            result.status = Status.INTERRUPTED
             result.message = f"interrupted during epoch {epoch} after step {stats.sums.step}"
             break
         counts = None
@@ -251,7 +252,7 @@ def fit(
             bad = "train/loss" if not math.isfinite(stats.loss) else "val/loss"
             diverged = f"{bad} became {metrics[bad]} in epoch {epoch}"
         if diverged is not None:
-            result.status, result.message = "diverged", diverged
+            result.status, result.message = Status.DIVERGED, diverged
             on_epoch_end(epoch, metrics, False)  # logged, so the curve shows it; never checkpointed
             break
 
@@ -267,18 +268,18 @@ def fit(
         on_epoch_end(epoch, metrics, improved)
 
         if stopper.should_stop:
-            result.status = "early_stopped"
+            result.status = Status.EARLY_STOPPED
             result.message = stopper.reason
             break
         stop = stop_requested()
         if settings.dist.active:  # a signal may reach one rank first: all stop together
             stop = settings.dist.any(stop, data.train.x.device)
         if stop:
-            result.status = "interrupted"
+            result.status = Status.INTERRUPTED
             result.message = f"interrupted after epoch {epoch}"
             break
 
-    if state.best_state is not None and result.status in ("completed", "early_stopped"):
+    if state.best_state is not None and result.status.trained:
         _unwrapped(model).load_state_dict(state.best_state)
         result.restored_best = stopper.best_epoch != result.epochs_run
     return result

@@ -27,7 +27,7 @@ from nnexp.console import Reporter
 from nnexp.context import RunContext
 from nnexp.fingerprint import DISPLAY_KEYS
 from nnexp.loop import FitResult
-from nnexp.record import RunSummary
+from nnexp.record import RunSummary, Status
 from nnexp.tracking import Tracker
 
 log = logging.getLogger("nnexp")
@@ -124,9 +124,9 @@ class Recorder:
         """The last checkpoint on disk; a stop mid-epoch keeps its position; the model the run ends with drawn."""
         p = self.parts
         self.saver.wait()  # a failed write fails the run here
-        if result.status == "interrupted" and self.checkpoints and p.state.sums is not None:
+        if result.status is Status.INTERRUPTED and self.checkpoints and p.state.sums is not None:
             save_checkpoint(self.ckpt_dir / "last.pt", self.checkpoint(p.state.epoch, None))
-        if result.status not in ("completed", "early_stopped"):
+        if not result.status.trained:
             return
         if self.pictures_every and result.epochs_run % self.pictures_every:
             self.draw(result.epochs_run)  # the last step of the IMAGES slider: the model the run ends with

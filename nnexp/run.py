@@ -92,7 +92,7 @@ class Run:
                              on_epoch_end=recorder.epoch_end, stop_requested=signals, state=p.state)
                 recorder.after_fit(result)
             summary = self.summarize(result, recorder.environment(), time.perf_counter() - started)
-            if result.status == "interrupted":
+            if result.status is Status.INTERRUPTED:
                 summary.signal = "SIGINT" if signals.received == 2 else "SIGTERM"
             recorder.report(summary, in_words(summary, p.stopper.patience))
         except BaseException as exc:
@@ -118,7 +118,7 @@ class Run:
     def summarize(self, result: FitResult, environment: dict[str, float] | None, wall: float) -> RunSummary:
         """The record of a run that ended by itself or on request: its numbers, diagnosis and checks."""
         p = self.parts
-        status = Status(result.status)
+        status = result.status
         test = None
         if p.data.test is not None and status is not Status.DIVERGED:
             loss, acc = evaluate(p.model, p.data.test, p.objective, p.settings.eval_batch_size,
@@ -133,7 +133,7 @@ class Run:
             best_value=p.stopper.best_value if best_epoch else None, restored_best=result.restored_best,
             final=final, best=best, gap={"best": _gap(best), "final": _gap(final)}, test=test,
             eval=environment if status.trained else None,
-            diagnosis=diagnose(result.history, result.status, p.cures).to_dict(), wall_seconds=round(wall, 3),
+            diagnosis=diagnose(result.history, status.value, p.cures).to_dict(), wall_seconds=round(wall, 3),
             # mean wall time of an epoch (training + validation), without setup and pictures
             seconds_per_epoch=round(mean(h["seconds"] for h in result.history), 4) if result.history else None,
             # which tensors grad_norm/first_layer and grad_norm/last_layer measure

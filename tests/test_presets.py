@@ -36,9 +36,10 @@ def test_every_preset_names_its_command_and_claim():
     (["experiment=xor"], 9),
     (["-m", "experiment=overfitting", "trainer.seed=0,1,2"], 3),
     (["experiment=optimizers"], 9),
-    (["experiment=mitigations"], 18),
+    # the two longest (about 3.5 minutes each on 2 cores) with the long tests, so the default run stays short
+    pytest.param(["experiment=mitigations"], 18, marks=pytest.mark.slow),
     (["experiment=vanishing_gradients"], 9),
-    (["experiment=lstm_vs_transformer"], 6),
+    pytest.param(["experiment=lstm_vs_transformer"], 6, marks=pytest.mark.slow),
     pytest.param(["experiment=cnn_vs_mlp"], 6, marks=pytest.mark.slow),
     pytest.param(["experiment=rl_approximators"], 12, marks=pytest.mark.slow),  # about 1 minute, collection included
 ])
