@@ -37,7 +37,7 @@ class RunContext:
 
     @classmethod
     def from_hydra(cls, hydra: Any, run_dir: Path | None = None) -> RunContext:
-        """From Hydra's own config node: ``HydraConfig.get()`` inside a task, or ``cfg.hydra`` of a config
+        """From Hydra's own config node: the running job's (nnexp/app.py reads it), or ``cfg.hydra`` of a config
         composed with ``compose(..., return_hydra_config=True)`` (then ``run_dir`` says where to write)."""
         from hydra.types import RunMode
 

@@ -7,7 +7,7 @@ Adding a model is one new file here and one YAML naming it in ``_target_``.
 
 A constructor checks its own options first, before it builds a layer: a bad
 value raises :class:`~nnexp.errors.OptionError` naming the argument (helpers:
-``check_*`` in nnexp/data), which nnexp shows as ``model.<key>=... is out of
+``check_*`` in nnexp/options.py), which nnexp shows as ``model.<key>=... is out of
 range; allowed: ...``. A combination of options it cannot do is a ValueError.
 """
 
