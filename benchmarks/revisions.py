@@ -27,6 +27,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+from pictures_overhead import machine  # noqa: E402
+
 RESULTS = HERE / "RESULTS_revisions.md"
 ROW = re.compile(r"^\| (B\d) \| (.+?) \| ([\d.]+) s \| ([\d.]+) \| ([\d.]+) \|", re.M)
 
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                            f"{' '.join(argv if argv is not None else sys.argv[1:])}`, {date.today()}: medians over "
                            f"{args.rounds} alternating rounds, each `benchmarks/run.py --only {args.only} "
                            f"--repeats {args.repeats}` of that revision (ratio: nnexp over the hand-written loop "
-                           f"in the same run).\n\n{text}\n")
+                           f"in the same run).\n\nMachine: {machine()}\n\n{text}\n")
         print(f"\nwritten to {RESULTS}")
     return 0
 
