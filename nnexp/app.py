@@ -19,18 +19,19 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from nnexp import record, rundir, sweep
+from nnexp import lifecycle, record, rundir, signals, sweep
 from nnexp.context import RunContext
 from nnexp.errors import (
     EXIT_DIVERGED,
     EXIT_FAILED,
+    EXIT_HANGUP,
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
     EXIT_USAGE,
     NnexpError,
 )
-from nnexp.fingerprint import config_hash
 from nnexp.hydra_errors import HeldStderr
+from nnexp.lifecycle import RunBusy
 from nnexp.record import Outcome, RunSummary, Status
 
 log = logging.getLogger("nnexp")
@@ -39,6 +40,9 @@ log = logging.getLogger("nnexp")
 # processes (joblib, submitit) can pickle the task by reference. The outcomes of the jobs are read from
 # their folders afterwards, wherever they ran.
 _STATE: dict = {"started": False, "held": None, "sweep_dir": None, "started_at": 0.0}
+# where the run's .hydra folder goes (hydra.output_subdir as the user set it): Hydra is told to write none, so
+# that nothing lands in a folder before nnexp/lifecycle.py has said it may be used; task() writes it instead
+OUTPUT_SUBDIR_ENV = "NNEXP_OUTPUT_SUBDIR"
 
 
 def train(args: list[str]) -> int:
@@ -57,6 +61,7 @@ def train(args: list[str]) -> int:
 
         scratch = tempfile.mkdtemp(prefix=f"nnexp-rank{os.environ['RANK']}-")
         args = [*args, f"hydra.run.dir={scratch}", "hydra.output_subdir=null"]
+    args = _own_output_subdir(args)
     app = hydra.main(config_path=str(config.config_dir()), config_name="train", version_base="1.3")(_hydra_task)
     saved_argv, saved_stderr = sys.argv, sys.stderr
     sys.argv = ["nnexp train", *args]  # Hydra parses sys.argv
@@ -65,8 +70,11 @@ def train(args: list[str]) -> int:
     sys.stderr = held
     sweep_dir = None
     try:
-        app()
+        with signals.terminate_politely():
+            app()
         sweep_dir = _sweep_dir()
+    except KeyboardInterrupt as exc:  # while Hydra composes or between jobs
+        return _interrupted(exc).code
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_FAILED)
         # Hydra exits 1 for its own errors (unknown group option or key, bad override
@@ -88,6 +96,18 @@ def train(args: list[str]) -> int:
     return sweep.finish(sweep_dir, _STATE["started_at"])
 
 
+def _own_output_subdir(args: list[str]) -> list[str]:
+    """Take ``hydra.output_subdir`` from Hydra (its value kept for task()); Hydra then writes no config files."""
+    subdir, rest = ".hydra", []
+    for arg in args:
+        if arg.lstrip("+~").startswith("hydra.output_subdir="):
+            subdir = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+    os.environ[OUTPUT_SUBDIR_ENV] = subdir
+    return [*rest, "hydra.output_subdir=null"]
+
+
 def _hydra_task(cfg: DictConfig) -> float | None:
     _STATE["started"] = True
     if _STATE["held"] is not None:
@@ -101,7 +121,8 @@ def context() -> RunContext:
 
 
 def task(cfg: DictConfig) -> float | None:
-    """One run, or one job of a sweep: run it, print one clear line on failure, map the outcome to an exit code.
+    """One run, or one job of a sweep: claim its folder, run it, print one clear line on failure, map the
+    outcome to an exit code.
 
     A single run that fails raises SystemExit with the documented code. In a sweep the
     other jobs go on: a job that failed keeps a summary.json saying so, and the sweep's
@@ -109,28 +130,58 @@ def task(cfg: DictConfig) -> float | None:
     value (what Optuna minimizes).
     """
     ctx = context()
-    if ctx.multirun:  # the same sweep run again: a job already done for this very config is not run twice
-        done = _done_before(cfg, ctx)
-        if done is not None:
-            return done.best_value
-    log_existed = (ctx.run_dir / "train.log").exists()
+    made_log = not (ctx.run_dir / "train.log").exists()
+    try:
+        claim = lifecycle.claim(ctx.run_dir, lifecycle.ask(cfg, chosen=_dir_chosen(), multirun=ctx.multirun))
+    except RunBusy as exc:
+        if ctx.multirun:  # the same sweep started twice: the other process runs this job
+            print(f"nnexp: job {HydraConfig.get().job.num} ({' '.join(ctx.overrides)}): running in another process "
+                  f"({exc.holder}), skipped")
+            return None
+        return _refused(exc, ctx, made_log)
+    except NnexpError as exc:
+        return _refused(exc, ctx, made_log)
+    try:
+        return _claimed(cfg, ctx, claim, made_log)
+    finally:
+        claim.release()
+
+
+def _claimed(cfg: DictConfig, ctx: RunContext, claim: lifecycle.Claim, made_log: bool) -> float | None:
+    for note in claim.notes:
+        print(f"nnexp: {note}", file=sys.stderr)
+    if claim.run_dir.resolve() != ctx.run_dir.resolve():  # resume=auto continues another run in its own folder
+        rundir.discard(ctx.run_dir, keep_log=not made_log)
+        rundir.log_to(claim.run_dir / "train.log")
+        ctx = ctx.moved_to(claim.run_dir)
+    if claim.done is not None:  # a finished run is never changed by running its command again
+        if ctx.multirun:
+            log.info("already done (%s) with this config: skipped", claim.done.status)
+            print(f"nnexp: job {HydraConfig.get().job.num} ({' '.join(ctx.overrides)}): already done "
+                  f"({claim.done.status}), skipped")
+            return claim.done.best_value
+        print(f"nnexp: {lifecycle.finished_words(claim.done)}")
+        return _end(0, ctx, claim.done)
     try:
         from nnexp.run import Run  # torch is imported here, only when a run starts
 
-        job = Run(cfg, ctx).setup()
-    except KeyboardInterrupt:
-        raise _interrupted() from None
+        job = Run(cfg, ctx, claim).setup()
+    except KeyboardInterrupt as exc:
+        if claim.new_folder:
+            rundir.discard(ctx.run_dir, keep_log=not made_log, lock=claim.lock)
+        raise _interrupted(exc) from None
     except Exception as exc:  # before the run wrote anything: a config error, or one while building
         code, message = _report(exc, ctx)
-        if ctx.multirun:  # the sweep keeps a record of the job, so its table and reports list it
+        if ctx.multirun and claim.new_folder:  # the sweep keeps a record of the job: its table and reports list it
             record.write(ctx.run_dir, _failed(cfg, ctx, message))
-        elif code == EXIT_USAGE:
-            rundir.discard(ctx.run_dir, keep_log=log_existed)  # nothing is left half-written
+        elif claim.new_folder:  # nothing is left half-written; a folder that held a run is left as it was
+            rundir.discard(ctx.run_dir, keep_log=not made_log and code != EXIT_USAGE, lock=claim.lock)
         return _end(code, ctx)
+    _save_config(cfg, ctx.run_dir)
     try:
         summary = job.train()
-    except KeyboardInterrupt:
-        raise _interrupted() from None
+    except KeyboardInterrupt as exc:
+        raise _interrupted(exc) from None
     except Exception as exc:  # summary.json already says it failed, and why
         return _end(_report(exc, job.ctx)[0], ctx)
     code = exit_code(summary)
@@ -139,24 +190,43 @@ def task(cfg: DictConfig) -> float | None:
     return _end(code, ctx, summary)
 
 
+def _refused(exc: NnexpError, ctx: RunContext, made_log: bool) -> float | None:
+    """The folder may not be used: one line; remove only what Hydra made for this command (an empty folder)."""
+    print(f"nnexp: error: {exc}", file=sys.stderr)
+    if not lifecycle.holds_run(ctx.run_dir):
+        rundir.discard(ctx.run_dir, keep_log=not made_log)
+    return _end(exc.exit_code, ctx)
+
+
+def _dir_chosen() -> bool:
+    """Did the user name the run's folder (hydra.run.dir / hydra.sweep.dir)?"""
+    return any(str(o).split("=", 1)[0].lstrip("+~") in ("hydra.run.dir", "hydra.sweep.dir")
+               for o in HydraConfig.get().overrides.hydra)
+
+
+def _save_config(cfg: DictConfig, run_dir: Path) -> None:
+    """The composed config, Hydra's own and the overrides in ``<run_dir>/.hydra`` (what Hydra would write), once
+    the run has its folder: Hydra itself writes nothing there (nnexp/lifecycle.py decides first)."""
+    subdir = os.environ.get(OUTPUT_SUBDIR_ENV, ".hydra")
+    if subdir in ("", "null"):
+        return
+    hydra = HydraConfig.get()
+    out = run_dir / subdir
+    out.mkdir(parents=True, exist_ok=True)
+    with read_write(hydra):
+        hydra.output_subdir = subdir
+        hydra.overrides.hydra = [o for o in hydra.overrides.hydra if o != "hydra.output_subdir=null"]
+    OmegaConf.save(cfg, out / "config.yaml")
+    OmegaConf.save(OmegaConf.create({"hydra": hydra}), out / "hydra.yaml")
+    OmegaConf.save(hydra.overrides.task, out / "overrides.yaml")
+
+
 def exit_code(summary: RunSummary) -> int:
     if summary.status is Status.DIVERGED:
         return EXIT_DIVERGED
     if summary.status is Status.INTERRUPTED:
-        return EXIT_INTERRUPTED if summary.signal == "SIGINT" else EXIT_TERMINATED
+        return signals.exit_code(summary.signal)
     return EXIT_FAILED if summary.outcome is Outcome.FAILED else 0
-
-
-def _done_before(cfg: DictConfig, ctx: RunContext) -> RunSummary | None:
-    """The finished record of this very config in this job's folder, from an earlier run of the sweep."""
-    done = record.read(ctx.run_dir)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    if done is None or done.outcome is not Outcome.FINISHED or done.config_hash != config_hash(resolved):
-        return None
-    log.info("already done (%s) with this config: skipped", done.status)
-    print(f"nnexp: job {HydraConfig.get().job.num} ({' '.join(ctx.overrides)}): already done ({done.status}), "
-          "skipped")
-    return done
 
 
 def _report(exc: Exception, ctx: RunContext) -> tuple[int, str]:
@@ -177,15 +247,16 @@ def _failed(cfg: DictConfig, ctx: RunContext, message: str) -> RunSummary:
                       choices=dict(ctx.choices), seed=seed if isinstance(seed, int) else None)
 
 
-def _interrupted() -> SystemExit:
-    """A second Ctrl-C: out at once, with one line."""
-    print("nnexp: interrupted", file=sys.stderr)
-    return SystemExit(EXIT_INTERRUPTED)
+def _interrupted(exc: BaseException) -> SystemExit:
+    """Ctrl-C outside training (or a second one in it), SIGTERM or SIGHUP while starting: out, with one line."""
+    sig = signals.signal_of(exc)
+    print(f"nnexp: interrupted ({sig})" if sig != "SIGINT" else "nnexp: interrupted", file=sys.stderr)
+    return SystemExit(signals.exit_code(sig))
 
 
 def _end(code: int, ctx: RunContext, summary: RunSummary | None = None) -> float | None:
     """A single run ends the process with its code; a sweep's job hands Hydra its value and the sweep goes on."""
-    if code in (EXIT_INTERRUPTED, EXIT_TERMINATED) or (code and not ctx.multirun):
+    if code in (EXIT_HANGUP, EXIT_INTERRUPTED, EXIT_TERMINATED) or (code and not ctx.multirun):
         raise SystemExit(code)
     return None if summary is None else summary.best_value
 

@@ -37,13 +37,21 @@ examples:
   tensorboard --logdir outputs
 
 exit codes: 0 ok, 1 runtime failure, 2 usage or config error, 3 diverged,
-            130 interrupted (Ctrl-C), 143 terminated (SIGTERM)
+            129 hung up (SIGHUP), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)
 """
 
 COMMANDS = ("train", "report", "check")
 
 
 def main(argv: list[str] | None = None) -> None:
+    try:
+        _dispatch(argv)
+    except KeyboardInterrupt:  # Ctrl-C while starting (imports): one line, no traceback
+        print("nnexp: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def _dispatch(argv: list[str] | None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     if not args:
         sys.stderr.write(USAGE)

@@ -62,7 +62,9 @@ class TrainerConf:
     confusion_matrix: bool = True  # validation confusion matrix at the end of a classification run
     tensorboard: bool = True  # false: no event file (metrics.csv and summary.json are still written)
     log_every_n_steps: int = 0  # > 0: also log train/loss_step every N optimizer steps (one host sync each)
-    resume: str | None = None  # null | auto | a run folder or checkpoint file (nnexp/resume.py)
+    resume: str | None = None  # null | auto | a run folder or checkpoint file (nnexp/lifecycle.py)
+    resume_finished: bool = False  # true: trainer.resume continues a run that had finished (early stopped, ...)
+    resume_config: str = "same"  # same: resuming with another config is refused | new: the new values apply
     strategy: str = "auto"  # auto: one process | ddp: DistributedDataParallel under torchrun
     precision: str = "32"  # 32 | bf16 | 16 (autocast; 16 with a GradScaler, CUDA only)
     channels_last: bool = False  # image models: NHWC memory layout (faster convolutions on recent GPUs)
@@ -175,6 +177,8 @@ _RULES: list[tuple[str, Any, str]] = [
     ("trainer.compile", lambda v: isinstance(v, bool), "true or false"),
     ("trainer.resume", lambda v: v is None or (isinstance(v, str) and v.strip() != ""),
      "null, auto, or a run folder or checkpoint file"),
+    ("trainer.resume_finished", lambda v: isinstance(v, bool), "true or false"),
+    ("trainer.resume_config", lambda v: v in ("same", "new"), "same or new"),
     ("loss", lambda v: v in LOSSES, "one of " + ", ".join(LOSSES)),
     ("optimizer.lr", _positive, "a finite number > 0"),
     ("optimizer.momentum", lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),

@@ -16,7 +16,8 @@ from typing import Any
 # hyperparameter (HPARAMS tab) and no configuration of a sweep (nnexp report)
 DISPLAY_KEYS = frozenset({"trainer.progress", "trainer.checkpoints", "trainer.threads", "trainer.eval_batch_size",
                           "trainer.pictures_every", "trainer.histograms_every", "trainer.confusion_matrix",
-                          "trainer.resume", "trainer.tensorboard", "trainer.log_every_n_steps"})
+                          "trainer.resume", "trainer.resume_finished", "trainer.resume_config",
+                          "trainer.tensorboard", "trainer.log_every_n_steps"})
 # differences that do not make another run to continue: display keys, and the epoch budget (a run may grow)
 RESUMABLE_CHANGES = DISPLAY_KEYS | {"trainer.epochs"}
 

@@ -13,13 +13,13 @@ status          outcome      what it says
 completed       finished     trained every epoch
 early_stopped   finished     early stopping ended it; the result stands
 diverged        finished     the loss became NaN/Inf; running it again diverges again
-interrupted     resumable    stopped by Ctrl-C or SIGTERM; ``trainer.resume`` continues it
+interrupted     resumable    stopped by Ctrl-C, SIGTERM or SIGHUP; ``trainer.resume`` continues it
 failed          failed       an error stopped it (a config error in a sweep job, a crash)
 ==============  ===========  ================================================================
 
 A run folder with checkpoints but no ``summary.json`` (killed by SIGKILL, power
-lost) is resumable too. Finished jobs are skipped when their sweep runs again;
-failed and resumable ones run again.
+lost) is resumable too. Finished jobs are skipped when their sweep runs again,
+resumable ones continue and failed ones run again (nnexp/lifecycle.py).
 """
 
 from __future__ import annotations
@@ -105,9 +105,10 @@ class RunSummary:
     overrides: list[str] = field(default_factory=list)
     resumed_from: dict[str, Any] | None = None
     config_hash: str | None = None
-    signal: str | None = None  # interrupted: SIGINT or SIGTERM
+    signal: str | None = None  # interrupted: SIGINT, SIGTERM or SIGHUP
     expect: list[str] = field(default_factory=list)  # the claims this run was given
     checks: list[dict[str, Any]] = field(default_factory=list)  # ... and those checked on it
+    warnings: list[str] = field(default_factory=list)  # what the user was told along the way (a line each)
     version: int = SCHEMA_VERSION
 
     @property

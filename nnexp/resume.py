@@ -21,72 +21,29 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
-from nnexp import record
 from nnexp.checkpoint import load_checkpoint, set_rng_state
-from nnexp.errors import ConfigError
-from nnexp.fingerprint import config_hash, same_run
-from nnexp.record import Outcome
+from nnexp.errors import ConfigError, show
+from nnexp.fingerprint import RESUMABLE_CHANGES, flat
 from nnexp.train_state import TrainState
 
 log = logging.getLogger(__name__)
 
 
-def finished_here(run_dir: Path, config: dict[str, Any]) -> record.RunSummary | None:
-    """The record of a finished run of this very config in ``run_dir``, else None (a sweep run again skips it)."""
-    summary = record.read(run_dir)
-    if summary is not None and summary.outcome is Outcome.FINISHED and summary.config_hash == config_hash(config):
-        return summary
-    return None
+def differences(before: dict[str, Any], now: dict[str, Any]) -> dict[str, list[Any]]:
+    """The keys whose values differ between a checkpoint's config and this command's, less those a resumed run
+    may change freely (how it looks, the epoch budget): ``{"optimizer.lr": [0.001, 0.05]}``."""
+    fa, fb = flat(before), flat(now)
+    keys = sorted((set(fa) | set(fb)) - RESUMABLE_CHANGES)
+    return {k: [fa.get(k), fb.get(k)] for k in keys if fa.get(k) != fb.get(k)}
 
 
-def _resumable(run: Path) -> bool:
-    """Interrupted, or killed before it could write its summary.json."""
-    summary = record.read(run)
-    return summary is None or summary.outcome is Outcome.RESUMABLE
-
-
-def _config_of(run: Path) -> dict[str, Any] | None:
-    try:
-        return OmegaConf.to_container(OmegaConf.load(run / ".hydra" / "config.yaml"), resolve=True)
-    except Exception:  # noqa: BLE001 - a damaged or foreign folder is just not a match
-        return None
-
-
-def _newest_unfinished(run_dir: Path, config: dict[str, Any]) -> Path | None:
-    """Among sibling runs (``<runs>/<date>/<time>_<id>``), the newest unfinished one with this config."""
-    runs = run_dir.resolve().parent.parent
-    found = [p.parent.parent for p in runs.glob("*/*/checkpoints/last.pt")]
-    found = [r for r in found if r.resolve() != run_dir.resolve() and _resumable(r)]
-    for run in sorted(found, key=lambda r: (r / "checkpoints" / "last.pt").stat().st_mtime, reverse=True):
-        other = _config_of(run)
-        if other is not None and same_run(other, config):
-            return run
-    return None
-
-
-def locate(spec: str, run_dir: Path, config: dict[str, Any]) -> tuple[Path | None, Path]:
-    """``trainer.resume`` -> (the checkpoints folder or file to resume from, or None; the run folder to write into)."""
-    if spec == "auto":
-        own = run_dir / "checkpoints"
-        if (own / "last.pt").exists() or (own / "best.pt").exists():
-            return own, run_dir
-        other = _newest_unfinished(run_dir, config)
-        if other is not None:
-            return other / "checkpoints", other
-        return None, run_dir
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        ckpts = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-        if not (ckpts / "last.pt").exists():
-            raise ConfigError(f"trainer.resume={spec}: {path} holds no checkpoints/last.pt, so there is nothing to "
-                              "resume; allowed: auto, a run folder with checkpoints, or a .pt file")
-        return ckpts / "last.pt", ckpts.parent if ckpts.name == "checkpoints" else run_dir
-    if path.is_file():
-        return path, path.parent.parent if path.parent.name == "checkpoints" else run_dir
-    raise ConfigError(f"trainer.resume={spec}: no such run folder or checkpoint file; allowed: auto, a run folder "
-                      "with checkpoints, or a .pt file")
+def refuse_changes(changed: dict[str, list[Any]], where: Path) -> None:
+    """One line naming what differs, and how to continue with the new values anyway."""
+    shown = ", ".join(f"{k}: {show(a)} -> {show(b)}" for k, (a, b) in list(changed.items())[:4])
+    more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+    raise ConfigError(f"trainer.resume: this command's config differs from the run it would continue ({where}): "
+                      f"{shown}{more}; to continue it with the new values add trainer.resume_config=new, or start a "
+                      "new run without trainer.resume")
 
 
 def load(where: Path) -> tuple[dict[str, Any], Path]:
@@ -109,31 +66,85 @@ def restore_rng(ckpt: dict[str, Any], state: TrainState) -> None:
     set_rng_state(ckpt["rng"])
 
 
-def restore(ckpt: dict[str, Any], path: Path, parts: Any) -> None:
+def restore(ckpt: dict[str, Any], path: Path, parts: Any, changed: dict[str, list[Any]] | None = None,
+            finished: bool = False) -> list[str]:
     """Load a checkpoint into the built run (nnexp.build.Components); one line naming the file on anything
-    that does not fit."""
+    that does not fit. ``changed``: config keys this command sets anew (``trainer.resume_config=new``), applied
+    for real; ``finished``: the run had ended (``trainer.resume_finished=true``), so early stopping's patience
+    starts over. Returns what the user should know (a line each)."""
     if "train_state" not in ckpt or "rng" not in ckpt:
         raise ConfigError(f"checkpoint {path}: has no training position or random states (written by nnexp "
                           f"{ckpt.get('nnexp_version', '< 0.2')}), so it cannot be resumed exactly")
+    changed = changed or {}
+    notes: list[str] = []
     try:
         parts.model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:  # size mismatch, missing or unexpected keys: torch lists them one per line
         details = [ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()]
         raise ConfigError(f"checkpoint {path}: does not fit this model: "
                           f"{details[0] if details else exc}") from None
-    try:
-        parts.optimizer.load_state_dict(ckpt["optimizer"])
-        if parts.scheduler is not None and ckpt.get("scheduler") is not None:
-            parts.scheduler.load_state_dict(ckpt["scheduler"])
-    except (ValueError, KeyError, RuntimeError) as exc:
-        raise ConfigError(f"checkpoint {path}: its optimizer state does not fit this optimizer: {exc}") from None
+    _restore_optimizer(ckpt, path, parts, changed, notes)
     parts.stopper.load_state_dict(ckpt["early_stopping"])
+    if finished:
+        parts.stopper.wait, parts.stopper.should_stop, parts.stopper.reason = 0, False, ""
     parts.state.load_state_dict(ckpt["train_state"])
-    restore_rng(ckpt, parts.state)
+    if "trainer.seed" in changed:  # the new seed's generators, as built, draw the coming batches and dropout
+        notes.append(f"trainer.seed={changed['trainer.seed'][1]}: the coming epochs draw from the new seed")
+    else:
+        restore_rng(ckpt, parts.state)
     scaler = parts.settings.scaler
     if scaler.is_enabled() and ckpt.get("scaler"):
         scaler.load_state_dict(ckpt["scaler"])
-    best = path.parent / "best.pt"
     stopper = parts.stopper
-    if stopper.enabled and stopper.restore_best and stopper.best_epoch and best.exists():
-        parts.state.best_state = load(best)[0]["model"]
+    if stopper.enabled and stopper.restore_best and stopper.best_epoch:
+        best = path.parent / "best.pt" if path.is_file() else path / "best.pt"
+        try:
+            parts.state.best_state = load_checkpoint(best)["model"] if best.is_file() else None
+        except ConfigError:
+            parts.state.best_state = None
+        if parts.state.best_state is None:
+            parts.state.best_missing = stopper.best_epoch
+            notes.append(f"{best} is missing or unreadable: the best weights (epoch {stopper.best_epoch}) cannot be "
+                         "restored at the end unless a later epoch beats them; the record says which weights the "
+                         "test set saw")
+    return notes
+
+
+def _restore_optimizer(ckpt: dict[str, Any], path: Path, parts: Any, changed: dict[str, list[Any]],
+                       notes: list[str]) -> None:
+    """The optimizer's and the schedule's state; with new values for their keys, those values win."""
+    optimizer, scheduler = parts.optimizer, parts.scheduler
+    new_type = any(k in changed for k in ("optimizer._target_", "optimizer.impl"))
+    new_values = any(k.startswith(("optimizer.", "regularizer.weight_decay")) for k in changed)
+    fresh = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+    try:
+        if new_type:
+            notes.append("the optimizer changed: its state (moments, momentum) starts afresh")
+        else:
+            optimizer.load_state_dict(ckpt["optimizer"])
+            if new_values:
+                _apply_hyperparameters(optimizer, scheduler, fresh)
+        if any(k.startswith("scheduler.") for k in changed):
+            notes.append("the schedule changed: it starts afresh from here")
+        elif scheduler is not None and ckpt.get("scheduler") is not None:
+            base = list(getattr(scheduler, "base_lrs", []))
+            scheduler.load_state_dict(ckpt["scheduler"])
+            if new_values and base:
+                scheduler.base_lrs = base  # the new lr is the schedule's base from here on
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise ConfigError(f"checkpoint {path}: its optimizer state does not fit this optimizer: {exc}") from None
+
+
+def _apply_hyperparameters(optimizer: Any, scheduler: Any, fresh: list[dict[str, Any]]) -> None:
+    """After loading the checkpoint's optimizer: the new config's hyperparameters in every group. The learning
+    rate keeps its place in the schedule: scaled by new base / old base."""
+    for group, new in zip(optimizer.param_groups, fresh, strict=True):
+        old_base = group.get("initial_lr", group["lr"])
+        new_base = new.get("initial_lr", new["lr"])
+        for key, value in new.items():
+            if key not in ("lr", "initial_lr"):
+                group[key] = value
+        at_base = not old_base or group["lr"] == old_base
+        group["lr"] = new_base if at_base else group["lr"] * (new_base / old_base)
+        if "initial_lr" in group or scheduler is not None:
+            group["initial_lr"] = new_base

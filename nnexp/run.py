@@ -23,7 +23,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from nnexp import distributed, resume, rundir
+from nnexp import distributed, lifecycle, resume
 from nnexp.build import Components, build, wrap
 from nnexp.checks import check_run
 from nnexp.config import check_ranges
@@ -33,7 +33,7 @@ from nnexp.fingerprint import config_hash
 from nnexp.loop import FitResult, end_weights, evaluate, fit
 from nnexp.record import RunSummary, Status
 from nnexp.recorder import NullRecorder, Recorder
-from nnexp.signals import StopSignals
+from nnexp.signals import StopSignals, signal_of
 from nnexp.words import in_words
 
 log = logging.getLogger("nnexp")
@@ -41,44 +41,51 @@ log = logging.getLogger("nnexp")
 
 def run(cfg: DictConfig, ctx: RunContext) -> RunSummary:
     """Train the configuration ``cfg`` (composed, without Hydra's own node) into ``ctx.run_dir``; returns the
-    record that is also written to ``summary.json``."""
-    return Run(cfg, ctx).setup().train()
+    record that is also written to ``summary.json``. The folder's life-cycle rules hold (nnexp/lifecycle.py):
+    a finished run there is returned as it is, a folder held by another process raises RunBusy."""
+    claim = lifecycle.claim(ctx.run_dir, lifecycle.ask(cfg, chosen=True, multirun=ctx.multirun))
+    try:
+        if claim.done is not None:
+            return claim.done
+        return Run(cfg, ctx.moved_to(claim.run_dir), claim).setup().train()
+    finally:
+        claim.release()
 
 
 class Run:
-    def __init__(self, cfg: DictConfig, ctx: RunContext) -> None:
+    def __init__(self, cfg: DictConfig, ctx: RunContext, claim: lifecycle.Claim | None = None) -> None:
         self.cfg, self.ctx = cfg, ctx
+        self.claim = claim  # which checkpoint to continue from (None: a new run), decided by nnexp/lifecycle.py
         self.parts: Components | None = None
         self.trained: Any = None  # what fit() trains: the model, or its DDP / torch.compile wrapper
         self.resumed: dict[str, Any] | None = None  # the checkpoint continued from, and where it stood
+        self.warnings: list[str] = []
 
     def setup(self) -> Run:
-        """Build everything; continue from a checkpoint if ``trainer.resume`` asks. Writes nothing."""
+        """Build everything; continue from the claimed checkpoint, if any. Writes nothing."""
         tc = self.cfg.trainer
         check_ranges(self.cfg)  # before any data is loaded
         self.parts = parts = build(self.cfg, self.ctx)
         if parts.ranks.active:  # every rank reads rank 0's run folder (to resume); only rank 0 writes into it
             self.ctx = self.ctx.moved_to(Path(parts.ranks.broadcast(str(self.ctx.run_dir))))
-        if tc.resume is not None:
-            self._resume(tc.resume)
+        if self.claim is not None and self.claim.resume_from is not None:
+            self._resume(self.claim.resume_from, restart_patience=self.claim.restart_patience)
         self.trained = wrap(parts.model, parts.ranks, parts.device, tc.compile)
         return self
 
-    def _resume(self, spec: str) -> None:
+    def _resume(self, where: Path, restart_patience: bool) -> None:
         parts = self.parts
-        where, target = resume.locate(spec, self.ctx.run_dir, parts.config)
-        if where is None:
-            log.info("trainer.resume=auto: no unfinished run with this config; starting a new run")
-            return
         ckpt, path = resume.load(where)
-        resume.restore(ckpt, path, parts)
+        changed = resume.differences(ckpt["config"], parts.config) if isinstance(ckpt.get("config"), dict) else {}
+        if changed and self.cfg.trainer.resume_config != "new":
+            resume.refuse_changes(changed, path)
+        self.warnings = resume.restore(ckpt, path, parts, changed, restart_patience)
+        for line in self.warnings:
+            log.warning(line)
         sums = parts.state.sums
         self.resumed = {"checkpoint": str(path), "epoch": parts.state.epoch, "step": sums.step if sums else 0}
-        if target.resolve() != self.ctx.run_dir.resolve():  # continue in the run's own folder, not a new one
-            if parts.ranks.main:
-                rundir.discard(self.ctx.run_dir, keep_log=False)
-                rundir.log_to(target / "train.log")
-            self.ctx = self.ctx.moved_to(target)
+        if changed:
+            self.resumed["changed"] = changed
 
     def train(self) -> RunSummary:
         """Fit, then say how it went; the record is written whatever happens (by rank 0 under DDP)."""
@@ -86,24 +93,26 @@ class Run:
         recorder = Recorder(p, ctx, self.cfg.trainer, self.resumed) if p.ranks.main else NullRecorder()
         started = time.perf_counter()
         summary = self.identity()
-        try:
-            with recorder, StopSignals() as signals:
-                result = fit(self.trained, p.data, p.objective, p.optimizer, p.scheduler, p.settings, p.stopper,
-                             on_epoch_end=recorder.epoch_end, stop_requested=signals, state=p.state)
-                recorder.after_fit(result)
-            summary = self.summarize(result, recorder.environment(), time.perf_counter() - started)
-            if result.status is Status.INTERRUPTED:
-                summary.signal = "SIGINT" if signals.received == 2 else "SIGTERM"
-            recorder.report(summary, in_words(summary, p.stopper.patience))
-        except BaseException as exc:
-            interrupted = isinstance(exc, KeyboardInterrupt)
-            summary = replace(summary, status=Status.INTERRUPTED if interrupted else Status.FAILED,
-                              error=f"{type(exc).__name__}: {exc}",
-                              wall_seconds=round(time.perf_counter() - started, 3))
-            raise
-        finally:
-            recorder.close(summary)
-            distributed.teardown(p.ranks)
+        # the signal handlers stay until summary.json is written: a signal after the run ended changes nothing
+        with StopSignals() as signals:
+            try:
+                with recorder:
+                    result = fit(self.trained, p.data, p.objective, p.optimizer, p.scheduler, p.settings, p.stopper,
+                                 on_epoch_end=recorder.epoch_end, stop_requested=signals, state=p.state)
+                    recorder.after_fit(result)
+                summary = self.summarize(result, recorder.environment(), time.perf_counter() - started)
+                if result.status is Status.INTERRUPTED:
+                    summary.signal = signals.name
+                recorder.report(summary, in_words(summary, p.stopper.patience))
+            except BaseException as exc:
+                interrupted = isinstance(exc, KeyboardInterrupt)
+                summary = replace(summary, status=Status.INTERRUPTED if interrupted else Status.FAILED,
+                                  error=f"{type(exc).__name__}: {exc}", signal=signal_of(exc) if interrupted else None,
+                                  wall_seconds=round(time.perf_counter() - started, 3))
+                raise
+            finally:
+                recorder.close(summary)
+                distributed.teardown(p.ranks)
         return summary
 
     def identity(self) -> RunSummary:
@@ -113,7 +122,7 @@ class Run:
                           seed=self.cfg.trainer.seed, loss=p.objective.name, choices=dict(ctx.choices),
                           overrides=list(ctx.overrides), resumed_from=self.resumed,
                           config_hash=config_hash(p.config), monitor=p.stopper.monitor, mode=p.stopper.mode,
-                          expect=list(self.cfg.expect))
+                          expect=list(self.cfg.expect), warnings=list(self.warnings))
 
     def summarize(self, result: FitResult, environment: dict[str, float] | None, wall: float) -> RunSummary:
         """The record of a run that ended by itself or on request: its numbers, diagnosis and checks."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
 
@@ -18,8 +19,9 @@ def log_to(file: Path) -> None:
     logging.getLogger().addHandler(handler)
 
 
-def discard(run_dir: Path, keep_log: bool) -> None:
-    """Remove what Hydra created for a run that never started, so nothing is left half-written."""
+def discard(run_dir: Path, keep_log: bool, lock: Any = None) -> None:
+    """Remove what this command made for a run that never started (its lock file, its log, empty folders),
+    so nothing is left half-written. Never anything it did not make: a folder that held a run keeps it."""
     run_dir = Path(run_dir)
     # Hydra's log file handler (opened lazily) must not outlive the folder it would write into
     root = logging.getLogger()
@@ -27,15 +29,14 @@ def discard(run_dir: Path, keep_log: bool) -> None:
         if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == run_dir.resolve():
             root.removeHandler(handler)
             handler.close()
-    hydra_dir = run_dir / ".hydra"
-    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
-        (hydra_dir / name).unlink(missing_ok=True)
+    if lock is not None:
+        lock.remove()
     if not keep_log:
         (run_dir / "train.log").unlink(missing_ok=True)
     # only ever removes empty folders: the run dir, then its parents as long as they are inside the cwd
     cwd = Path.cwd().resolve()
     parents = [d for d in run_dir.resolve().parents if cwd in d.parents]
-    for d in (hydra_dir, run_dir, *parents):
+    for d in (run_dir, *parents):
         try:
             d.rmdir()
         except OSError:

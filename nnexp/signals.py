@@ -1,14 +1,74 @@
-"""Turn SIGINT/SIGTERM into a polite request to stop after the current step."""
+"""Signals: Ctrl-C, SIGTERM and SIGHUP end a command with one line and their exit code, never a traceback.
+
+- While a run trains (:class:`StopSignals`) the first one is a polite request: the
+  loop stops after the current step, checkpoints, and the record says
+  ``interrupted`` (resumable). A second Ctrl-C interrupts at once.
+- Outside training (:func:`terminate_politely`: start-up, building, a sweep between
+  jobs) SIGTERM and SIGHUP raise :class:`Terminated`, a KeyboardInterrupt, so every
+  path that handles Ctrl-C handles them the same way.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType
+
+from nnexp.errors import EXIT_HANGUP, EXIT_INTERRUPTED, EXIT_TERMINATED
+
+# the signals that ask a run to stop (SIGHUP: the terminal was closed); where the platform has them
+STOP = tuple(s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s is not None)
+_CODES = {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED, "SIGHUP": EXIT_HANGUP}
+
+
+def name(signum: int | None) -> str:
+    return signal.Signals(signum).name if signum is not None else "SIGINT"
+
+
+def exit_code(signal_name: str | None) -> int:
+    """The exit code of a command a signal ended: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP."""
+    return _CODES.get(signal_name or "SIGINT", EXIT_INTERRUPTED)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP outside training: handled wherever Ctrl-C is."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(name(signum))
+        self.signum = signum
+
+
+def signal_of(exc: BaseException) -> str:
+    """The signal a KeyboardInterrupt stands for."""
+    return name(exc.signum) if isinstance(exc, Terminated) else "SIGINT"
+
+
+@contextlib.contextmanager
+def terminate_politely() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise Terminated in the main thread (the default would end the process silently,
+    leaving a half-made folder); the previous handlers come back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+
+    def raise_terminated(signum: int, frame: FrameType | None) -> None:
+        raise Terminated(signum)
+
+    for sig in STOP:
+        if sig != signal.SIGINT:
+            previous[sig] = signal.signal(sig, raise_terminated)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class StopSignals:
-    """Context manager: the first Ctrl-C or SIGTERM sets ``received``; a second Ctrl-C interrupts at once.
+    """Context manager: the first Ctrl-C, SIGTERM or SIGHUP sets ``received``; a second Ctrl-C interrupts at once.
 
     Calling the object answers "has a stop been asked for?", which the loop
     checks after every optimizer step.
@@ -21,14 +81,19 @@ class StopSignals:
     def __call__(self) -> bool:
         return self.received is not None
 
+    @property
+    def name(self) -> str | None:
+        return name(self.received) if self.received is not None else None
+
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.received is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.received = signum
+        if self.received is None:
+            self.received = signum
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP:
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 

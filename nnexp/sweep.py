@@ -16,6 +16,7 @@ from pathlib import Path
 
 from nnexp import record
 from nnexp.errors import EXIT_DIVERGED, EXIT_FAILED
+from nnexp.lifecycle import busy
 from nnexp.record import Outcome, RunSummary, Status
 
 RECORD = "nnexp_sweep.json"  # in each sweep folder: the overrides of the command that started it
@@ -55,9 +56,12 @@ class Job:
     overrides: list[str]
     summary: RunSummary | None  # None: the job left no summary.json (killed, or never started)
     before: bool  # its summary is older than this command: an earlier run of the same sweep did it
+    elsewhere: str | None = None  # another process holds the job's folder (the same sweep started twice)
 
     @property
     def status(self) -> str:
+        if self.elsewhere:
+            return "running elsewhere"
         return self.summary.status.value if self.summary else "no summary"
 
     @property
@@ -80,7 +84,7 @@ def jobs(sweep_dir: Path, started_at: float = 0.0) -> list[Job]:
         summary = record.read(folder)
         before = summary is not None and (folder / record.FILE).stat().st_mtime < started_at
         overrides = (summary.overrides if summary and summary.overrides else None) or _overrides_of(folder)
-        found.append(Job(folder, overrides, summary, before))
+        found.append(Job(folder, overrides, summary, before, busy(folder)))
     return found
 
 
@@ -103,13 +107,17 @@ def finish(sweep_dir: Path, started_at: float) -> int:
         return 0
     names, common = labels([j.overrides for j in sweep])
     _table(sweep, names, common)
-    unfinished = [j for j in sweep if not j.done]
+    elsewhere = [j for j in sweep if j.elsewhere]
+    unfinished = [j for j in sweep if not j.done and not j.elsewhere]
     diverged = [j for j in sweep if j.summary is not None and j.summary.status is Status.DIVERGED]
     for j in unfinished:
         print(f"nnexp: job failed ({' '.join(j.overrides)}): {j.message}", file=sys.stderr)
     for j in diverged:
         print(f"nnexp: job diverged ({' '.join(j.overrides)}): {j.message}", file=sys.stderr)
     _best(sweep, names)
+    for j in elsewhere:
+        print(f"nnexp: job {j.folder.name} is running in another process ({j.elsewhere}); its result will be in "
+              f"{j.folder}")
     before = sum(j.before for j in sweep)
     if before == len(sweep):
         print(f"All {len(sweep)} jobs were already done in {sweep_dir}: nothing new to run.")

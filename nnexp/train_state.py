@@ -43,6 +43,7 @@ class TrainState:
     sums: EpochSums | None = None  # the epoch in progress, when stopped mid-epoch
     history: list[dict[str, float | None]] = field(default_factory=list)
     best_state: dict | None = None  # weights of the best epoch, for restore_best
+    best_missing: int | None = None  # resumed without best.pt: the best epoch whose weights are lost
     # flat (C * C,) validation confusion counts of the last epoch and of best_state (this process only)
     val_counts: torch.Tensor | None = None
     best_counts: torch.Tensor | None = None
