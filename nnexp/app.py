@@ -70,7 +70,7 @@ def train(args: list[str]) -> int:
     sys.stderr = held
     sweep_dir = None
     try:
-        with signals.terminate_politely():
+        with signals.terminate_politely():  # (already so from nnexp.cli; again for a Python caller)
             app()
         sweep_dir = _sweep_dir()
     except KeyboardInterrupt as exc:  # while Hydra composes or between jobs
@@ -156,7 +156,6 @@ def _claimed(cfg: DictConfig, ctx: RunContext, claim: lifecycle.Claim, made_log:
         ctx = ctx.moved_to(claim.run_dir)
     if claim.done is not None:  # a finished run is never changed by running its command again
         if ctx.multirun:
-            log.info("already done (%s) with this config: skipped", claim.done.status)
             print(f"nnexp: job {HydraConfig.get().job.num} ({' '.join(ctx.overrides)}): already done "
                   f"({claim.done.status}), skipped")
             return claim.done.best_value
@@ -210,15 +209,14 @@ def _save_config(cfg: DictConfig, run_dir: Path) -> None:
     subdir = os.environ.get(OUTPUT_SUBDIR_ENV, ".hydra")
     if subdir in ("", "null"):
         return
-    hydra = HydraConfig.get()
+    hydra = OmegaConf.to_container(HydraConfig.get(), resolve=False)  # a copy: Hydra's own stays as it is
+    hydra["output_subdir"] = subdir
+    hydra["overrides"]["hydra"] = [o for o in hydra["overrides"]["hydra"] if o != "hydra.output_subdir=null"]
     out = run_dir / subdir
     out.mkdir(parents=True, exist_ok=True)
-    with read_write(hydra):
-        hydra.output_subdir = subdir
-        hydra.overrides.hydra = [o for o in hydra.overrides.hydra if o != "hydra.output_subdir=null"]
     OmegaConf.save(cfg, out / "config.yaml")
     OmegaConf.save(OmegaConf.create({"hydra": hydra}), out / "hydra.yaml")
-    OmegaConf.save(hydra.overrides.task, out / "overrides.yaml")
+    OmegaConf.save(OmegaConf.create(hydra["overrides"]["task"]), out / "overrides.yaml")
 
 
 def exit_code(summary: RunSummary) -> int:

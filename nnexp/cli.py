@@ -7,10 +7,12 @@ nnexp/check.py. ``nnexp --help`` imports neither Hydra nor torch.
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from nnexp import __version__
-from nnexp.errors import EXIT_USAGE
+
+EXIT_USAGE = 2  # nnexp/errors.py (not imported before the signal handlers are in place)
 
 USAGE = """\
 usage: nnexp <command> [arguments]
@@ -45,10 +47,16 @@ COMMANDS = ("train", "report", "check")
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        _dispatch(argv)
-    except KeyboardInterrupt:  # Ctrl-C while starting (imports): one line, no traceback
-        print("nnexp: interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
+        # first: SIGTERM and SIGHUP while starting end with one line, like Ctrl-C (nnexp/signals.py)
+        from nnexp.signals import terminate_politely
+
+        with terminate_politely():
+            _dispatch(argv)
+    except KeyboardInterrupt as exc:  # Ctrl-C (or SIGTERM/SIGHUP) while starting: one line, no traceback
+        signum = getattr(exc, "signum", signal.SIGINT)
+        name = signal.Signals(signum).name
+        print("nnexp: interrupted" + ("" if signum == signal.SIGINT else f" ({name})"), file=sys.stderr)
+        raise SystemExit(128 + signum) from None
 
 
 def _dispatch(argv: list[str] | None) -> None:

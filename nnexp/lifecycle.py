@@ -101,6 +101,7 @@ class FolderLock:
             return self
         self.created = not self.path.exists()
         try:
+            self.folder.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise ConfigError(f"cannot lock the run folder: {self.path}: {exc.strerror or exc}; the folder must be "
@@ -259,6 +260,7 @@ def _continue(folder: Path, where: Path, ask: Ask) -> Claim:
                                   "it cannot be continued; train it again in a new folder")
             claim.notes.append(f"{folder}: no checkpoint yet, so the run starts over (the earlier start is kept "
                                f"in {set_aside(folder)})")
+            claim.new_folder = True
     except BaseException:
         claim.release()
         raise
@@ -305,6 +307,7 @@ def _sweep_job(folder: Path, ask: Ask) -> Claim:
     else:
         claim.notes.append(f"{folder}: the earlier attempt ({summary.status if summary else 'no summary'}) is kept "
                            f"in {set_aside(folder)}; running the job again")
+        claim.new_folder = True  # what was here is set aside: this attempt starts as in a new folder
     return claim
 
 

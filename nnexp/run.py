@@ -66,10 +66,13 @@ class Run:
         tc = self.cfg.trainer
         check_ranges(self.cfg)  # before any data is loaded
         self.parts = parts = build(self.cfg, self.ctx)
-        if parts.ranks.active:  # every rank reads rank 0's run folder (to resume); only rank 0 writes into it
+        claim = self.claim
+        where = (claim.resume_from, claim.restart_patience) if claim is not None else (None, False)
+        if parts.ranks.active:  # every rank resumes from rank 0's claim; only rank 0 writes into its folder
             self.ctx = self.ctx.moved_to(Path(parts.ranks.broadcast(str(self.ctx.run_dir))))
-        if self.claim is not None and self.claim.resume_from is not None:
-            self._resume(self.claim.resume_from, restart_patience=self.claim.restart_patience)
+            where = parts.ranks.broadcast(where)
+        if where[0] is not None:
+            self._resume(where[0], restart_patience=where[1])
         self.trained = wrap(parts.model, parts.ranks, parts.device, tc.compile)
         return self
 
