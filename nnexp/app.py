@@ -20,6 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from nnexp import lifecycle, record, rundir, signals, sweep
+from nnexp.config import check_ranges
 from nnexp.context import RunContext
 from nnexp.errors import (
     EXIT_DIVERGED,
@@ -132,6 +133,14 @@ def task(cfg: DictConfig) -> float | None:
     ctx = context()
     made_log = not (ctx.run_dir / "train.log").exists()
     try:
+        check_ranges(cfg)  # the rule table first: a bad trainer.resume is named as such, not looked for
+    except NnexpError as exc:
+        if ctx.multirun:  # the sweep's table and reports list the job
+            print(f"nnexp: error: {exc}", file=sys.stderr)
+            _record_failed_job(cfg, ctx, str(exc))
+            return None
+        return _refused(exc, ctx, made_log)
+    try:
         claim = lifecycle.claim(ctx.run_dir, lifecycle.ask(cfg, chosen=_dir_chosen(), multirun=ctx.multirun))
     except RunBusy as exc:
         if ctx.multirun:  # the same sweep started twice: the other process runs this job
@@ -187,6 +196,19 @@ def _claimed(cfg: DictConfig, ctx: RunContext, claim: lifecycle.Claim, made_log:
     if code == EXIT_DIVERGED:
         print(f"nnexp: error: training diverged: {summary.message}", file=sys.stderr)
     return _end(code, ctx, summary)
+
+
+def _record_failed_job(cfg: DictConfig, ctx: RunContext, message: str) -> None:
+    """A sweep job rejected by the rule table keeps a failed record, where the folder's life allows one."""
+    try:
+        claim = lifecycle.claim(ctx.run_dir, lifecycle.ask(cfg, chosen=True, multirun=True))
+    except Exception:  # noqa: BLE001 - another process holds it, or another run is there: leave it be
+        return
+    try:
+        if claim.done is None and claim.new_folder:
+            record.write(ctx.run_dir, _failed(cfg, ctx, message))
+    finally:
+        claim.release()
 
 
 def _refused(exc: NnexpError, ctx: RunContext, made_log: bool) -> float | None:

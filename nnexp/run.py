@@ -43,6 +43,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> RunSummary:
     """Train the configuration ``cfg`` (composed, without Hydra's own node) into ``ctx.run_dir``; returns the
     record that is also written to ``summary.json``. The folder's life-cycle rules hold (nnexp/lifecycle.py):
     a finished run there is returned as it is, a folder held by another process raises RunBusy."""
+    check_ranges(cfg)  # before the folder is claimed or any data loaded
     claim = lifecycle.claim(ctx.run_dir, lifecycle.ask(cfg, chosen=True, multirun=ctx.multirun))
     try:
         if claim.done is not None:
@@ -62,9 +63,9 @@ class Run:
         self.warnings: list[str] = []
 
     def setup(self) -> Run:
-        """Build everything; continue from the claimed checkpoint, if any. Writes nothing."""
+        """Build everything; continue from the claimed checkpoint, if any. Writes nothing. (The rule table,
+        ``check_ranges``, has run before the folder was claimed: run() and nnexp/app.py call it.)"""
         tc = self.cfg.trainer
-        check_ranges(self.cfg)  # before any data is loaded
         self.parts = parts = build(self.cfg, self.ctx)
         claim = self.claim
         where = (claim.resume_from, claim.restart_patience) if claim is not None else (None, False)
