@@ -1,0 +1,120 @@
+"""Faults in what nnexp is given (issue 14): damaged files under `nnexp report`, out-of-range seeds and learning
+rates, an unwritable cache, binary text, non-ASCII paths and unusable run folders. Each ends in one line naming
+the key, file or folder and its documented exit code; no traceback, nothing half-written."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import run_subprocess
+
+from nnexp import report
+
+ROOT = os.geteuid() == 0  # permissions do not stop root: those faults are made with a file in the way instead
+QUICK = ["trainer.epochs=1", "trainer.progress=none", "trainer.threads=1"]
+HEADER = ["epoch", "train/loss", "val/loss", "train/acc", "val/acc", "lr", "seconds", "grad_norm/first_layer",
+          "grad_norm/last_layer"]
+
+
+def _only_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 1. `nnexp report` survives damaged files
+
+
+def _job(root: Path, name: str, regularizer: str, seed: int, best: float) -> Path:
+    """A finished job folder as `nnexp train` leaves it: summary.json and a 5-epoch metrics.csv."""
+    run_dir = root / name
+    run_dir.mkdir(parents=True)
+    with open(run_dir / "metrics.csv", "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(HEADER)
+        out.writerows([e, 1.0 / e, best + 0.01 * e, 0.5, 0.6, 0.001, 0.1, 0.2, 0.3] for e in range(1, 6))
+    summary = {"version": 2, "status": "completed", "epochs_run": 5, "best_epoch": 1, "monitor": "val/loss",
+               "mode": "min", "best_value": best + 0.01, "final": {"val/loss": best + 0.05, "train/loss": 0.2},
+               "best": {"val/loss": best + 0.01}, "gap": {"best": 0.1, "final": 0.2}, "seed": seed,
+               "choices": {"regularizer": regularizer},
+               "overrides": [f"regularizer={regularizer}", f"trainer.seed={seed}", "trainer.epochs=5"],
+               "expect": ["final.val/loss[regularizer=l2] < final.val/loss[regularizer=none]"]}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    return run_dir
+
+
+def _truncate(file: Path) -> None:
+    """Cut inside the 4th number of the last line, as a write cut short leaves it."""
+    head, last = file.read_text().rstrip("\n").rsplit("\n", 1)
+    file.write_text(f"{head}\n{','.join(last.split(',')[:4])[:-1]}")
+
+
+# (what is damaged, how, what the report must say about it)
+DAMAGE = [
+    ("metrics.csv", lambda f: f.write_text(f.read_text() + "garbage\n"), "line 7: 1 field where the header has 9"),
+    ("metrics.csv", lambda f: f.write_text(f.read_text().replace("\n3,", "\nthree,")),
+     "line 4: epoch 'three' is not a whole number"),
+    ("metrics.csv", lambda f: f.write_text(f.read_text().replace("\n2,0.5,", "\n2,0.5x,")), "line 3: '0.5x' is not a number"),
+    ("metrics.csv", lambda f: f.write_bytes(f.read_bytes() + b"\x89PNG\r\n\x1a\n\x00\xff"),
+     "not UTF-8 text (byte 0x89 at offset"),
+    ("metrics.csv", _truncate, "line 6: 4 fields where the header has 9"),
+    ("metrics.csv", lambda f: f.write_bytes(b""), "line 1 is not the header"),
+    ("summary.json", lambda f: f.write_text('{"status": "completed", "epochs_'), "Unterminated string"),
+    ("summary.json", lambda f: f.write_bytes(b"\xff\xfe{}"), "can't decode byte 0xff"),
+    ("summary.json", lambda f: f.write_text('{"status": "completed", "overrides": 3}'),
+     "'overrides' holds 3, not a list of strings"),
+]
+
+
+@pytest.mark.parametrize(("name", "damage", "reason"), DAMAGE,
+                         ids=["junk line", "bad epoch", "bad number", "binary", "truncated", "empty",
+                              "truncated json", "non-utf8 json", "wrong shape"])
+def test_report_lists_a_damaged_job_and_reports_the_others(tmp_path, capsys, name, damage, reason):
+    sweep = tmp_path / "sweep"
+    for seed in (0, 1):
+        _job(sweep, f"{2 * seed}_none", "none", seed, best=0.5)
+        _job(sweep, f"{2 * seed + 1}_l2", "l2", seed, best=0.4)
+    bad = _job(sweep, "4_l2", "l2", 2, best=0.4) / name
+    damage(bad)
+    assert report.main([str(sweep)]) == 0
+    out = capsys.readouterr().out
+    assert "nnexp report: 4 jobs, 2 configurations (shared: trainer.epochs=5); 1 damaged job left out" in out
+    assert "damaged jobs: 1 (left out of the table, report.png and the claims)" in out
+    (line,) = [ln for ln in out.splitlines() if str(bad) in ln]
+    assert line.strip().startswith(f"{bad}: ") and reason in line
+    assert "│ regularizer=l2 " in out and "│ regularizer=none " in out
+    assert "1 of 1 claim PASS" in out  # the claims are checked on the other jobs
+    with open(sweep / "report.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["n"] for r in rows[:2]] == ["2", "2"]  # the damaged seed is not pooled
+    assert rows[2]["label"] == str(bad.parent) and rows[2]["status"] == "damaged"
+    assert rows[2]["error"].startswith(f"{name}: ") and reason in rows[2]["error"]
+    assert (sweep / "report.png").stat().st_size > 10_000
+
+
+def test_report_through_the_real_entry_point_exits_0_without_a_traceback(tmp_path):
+    sweep = tmp_path / "sweep"
+    _job(sweep, "0_none", "none", 0, best=0.5)
+    bad = _job(sweep, "1_l2", "l2", 0, best=0.4) / "metrics.csv"
+    bad.write_bytes(bad.read_bytes()[:40] + bytes(range(256)))
+    proc = run_subprocess("report", str(sweep), cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert f"{bad}: not UTF-8 text" in proc.stdout and "│ regularizer=none " in proc.stdout
+
+
+def test_report_with_every_job_damaged_exits_1_with_one_line(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    for seed in (0, 1):
+        (_job(sweep, f"{seed}_none", "none", seed, best=0.5) / "summary.json").write_text("{")
+    assert report.main([str(sweep)]) == 1
+    captured = capsys.readouterr()
+    assert _only_line(captured.err) == f"nnexp report: error: every job below {sweep} is damaged; nothing to report"
+    assert captured.out.count("summary.json: ") == 2
+    assert not (sweep / "report.csv").exists()
