@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import run_subprocess
+from conftest import read_summary, run_subprocess
 
 from nnexp import report
 
@@ -118,3 +118,23 @@ def test_report_with_every_job_damaged_exits_1_with_one_line(tmp_path, capsys):
     assert _only_line(captured.err) == f"nnexp report: error: every job below {sweep} is damaged; nothing to report"
     assert captured.out.count("summary.json: ") == 2
     assert not (sweep / "report.csv").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 2. trainer.seed: the seeds numpy accepts
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296"])
+def test_seed_out_of_range_is_a_config_error(run_cli, tmp_path, seed):
+    code, out, err = run_cli("train", *QUICK, f"trainer.seed={seed}")
+    assert code == 2, (out, err)
+    assert _only_line(err) == (f"nnexp: error: trainer.seed={seed} is out of range; "
+                               "allowed: an integer in [0, 4294967295]")
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_the_largest_seed_trains(run_cli, tmp_path):
+    code, _, err = run_cli("train", *QUICK, "dataset=xor", "trainer.seed=4294967295",
+                           f"hydra.run.dir={tmp_path / 'r'}")
+    assert code == 0, err
+    assert read_summary(tmp_path / "r")["seed"] == 4294967295
