@@ -12,7 +12,7 @@ status          outcome      what it says
 ==============  ===========  ================================================================
 completed       finished     trained every epoch
 early_stopped   finished     early stopping ended it; the result stands
-diverged        finished     the loss became NaN/Inf; running it again diverges again
+diverged        finished     the loss (or an update) became NaN/Inf; running it again diverges again
 interrupted     resumable    stopped by Ctrl-C or SIGTERM; ``trainer.resume`` continues it
 failed          failed       an error stopped it (a config error in a sweep job, a crash)
 ==============  ===========  ================================================================

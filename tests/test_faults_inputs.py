@@ -138,3 +138,49 @@ def test_the_largest_seed_trains(run_cli, tmp_path):
                            f"hydra.run.dir={tmp_path / 'r'}")
     assert code == 0, err
     assert read_summary(tmp_path / "r")["seed"] == 4294967295
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 3. a learning rate whose update does not fit in float32 diverges, as one whose loss becomes Inf does
+
+
+@pytest.mark.parametrize("args", [["optimizer.lr=1e300"], ["optimizer=sgd", "optimizer.lr=1e300"],
+                                  ["optimizer.lr=1e38"], ["optimizer.lr=1e30"]],
+                         ids=["adam 1e300", "sgd 1e300", "adam 1e38", "adam 1e30 (loss Inf)"])
+def test_huge_learning_rate_diverges_with_exit_3(run_cli, tmp_path, args):
+    code, out, err = run_cli("train", *QUICK, "dataset=xor", *args,
+                             f"hydra.run.dir={tmp_path / 'r'}")
+    assert code == 3, (out, err)
+    summary = read_summary(tmp_path / "r")
+    assert summary["status"] == "diverged" and summary["epochs_run"] == 1
+    line = _only_line(err)
+    assert line.startswith("nnexp: error: training diverged: ") and "epoch 1, step " in line
+    if args[-1] != "optimizer.lr=1e30":
+        lr = args[-1].partition("=")[2]
+        assert f"the optimizer's update overflowed float32 (lr={float(lr):g}) in epoch 1, step 1" in line
+        assert summary["diagnosis"]["reason"] == "training diverged in epoch 1"  # its curves stay finite
+    assert not (tmp_path / "r" / "checkpoints" / "last.pt").exists()  # a diverged state is never saved
+
+
+@pytest.mark.parametrize("check_every_step", [True, False], ids=["cpu path", "device path"])
+def test_an_overflowing_update_leaves_the_weights_as_they_were(check_every_step):
+    import torch
+
+    from nnexp.data import synthetic
+    from nnexp.early_stopping import EarlyStopping
+    from nnexp.loop import FitSettings, fit
+    from nnexp.losses import make_objective
+    from nnexp.models.mlp import MLP
+    from nnexp.record import Status
+
+    torch.manual_seed(0)
+    data = synthetic.moons(n_samples=128, val_fraction=0.25, seed=0)
+    objective = make_objective("auto", "classification", 2, None)
+    model = MLP((2,), objective.num_outputs, hidden=[8])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e300)
+    result = fit(model, data, objective, optimizer, None,
+                 FitSettings(epochs=3, batch_size=16, check_every_step=check_every_step), EarlyStopping(enabled=False))
+    assert result.status is Status.DIVERGED and result.epochs_run == 1
+    assert result.message.startswith("the optimizer's update overflowed float32 (lr=1e+300) in epoch 1, step 1")
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
