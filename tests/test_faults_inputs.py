@@ -184,3 +184,30 @@ def test_an_overflowing_update_leaves_the_weights_as_they_were(check_every_step)
     assert result.status is Status.DIVERGED and result.epochs_run == 1
     assert result.message.startswith("the optimizer's update overflowed float32 (lr=1e+300) in epoch 1, step 1")
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 4. rl datasets: an unwritable cache folder
+
+
+def test_unwritable_rl_cache_names_the_folder_and_how_to_move_it(run_cli, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    if ROOT:  # root writes through permissions: a file where the cache folder would go stops mkdir instead
+        (home / ".cache").write_text("not a folder")
+    else:
+        home.chmod(0o500)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("NNEXP_CACHE")
+    try:
+        code, out, err = run_cli("train", *QUICK, "dataset=rl_policy", "dataset.episodes=2")
+    finally:
+        home.chmod(0o700)
+    assert code == 2, (out, err)
+    line = _only_line(err)
+    folder = home / ".cache" / "nnexp" / "rl"
+    reason = "not a directory" if ROOT else "permission denied"
+    assert line == (f"nnexp: error: dataset.cache=~/.cache/nnexp: cannot write into the cache folder {folder} "
+                    f"({reason}); move the cache to a writable folder with dataset.cache=PATH or the NNEXP_CACHE "
+                    "environment variable")
+    assert not (tmp_path / "outputs").exists()
