@@ -211,3 +211,33 @@ def test_unwritable_rl_cache_names_the_folder_and_how_to_move_it(run_cli, tmp_pa
                     f"({reason}); move the cache to a writable folder with dataset.cache=PATH or the NNEXP_CACHE "
                     "environment variable")
     assert not (tmp_path / "outputs").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 5. dataset=text: UTF-8 text only
+
+
+TEXT = ("A line of plain text, long enough for a few windows.\n" * 20).encode()
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (TEXT + "Größe".encode("latin-1") + TEXT, f"byte 0xf6 at offset {len(TEXT) + 2} is not UTF-8 text"),
+    (TEXT + b"\x00\x00\x01\x02" + TEXT, f"byte 0x00 at offset {len(TEXT)} is not UTF-8 text (a NUL: binary data)"),
+    (b"\x89PNG\r\n\x1a\n" + TEXT, "byte 0x89 at offset 0 is not UTF-8 text"),
+], ids=["latin-1", "nul bytes", "png"])
+def test_text_dataset_rejects_a_file_that_is_not_utf8_text(run_cli, tmp_path, content, expected):
+    file = tmp_path / "corpus.txt"
+    file.write_bytes(content)
+    code, out, err = run_cli("train", *QUICK, "dataset=text", "model=lstm",
+                             "dataset.seq_len=8", f"dataset.path={file}")
+    assert code == 2, (out, err)
+    assert _only_line(err) == f"nnexp: error: dataset.path={file}: {expected}; the file must be UTF-8 text"
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_text_dataset_reads_utf8_with_non_ascii_characters(run_cli, tmp_path):
+    file = tmp_path / "corpus.txt"
+    file.write_text("Größe, naïve café: ünïcödé text. " * 40, encoding="utf-8")
+    code, _, err = run_cli("train", *QUICK, "dataset=text", "model=lstm", "dataset.seq_len=8",
+                           f"dataset.path={file}", f"hydra.run.dir={tmp_path / 'r'}")
+    assert code == 0, err
