@@ -52,6 +52,9 @@ def condense_hydra_error(text: str, args: list[str] = ()) -> str:
     given are named first; a traceback (Hydra prints one for a few parse
     errors) shrinks to its final line.
     """
+    hint = _quote_hint(text)
+    if hint:
+        return hint + "\n"
     if "Traceback (most recent call last)" in text:
         text = [ln for ln in text.splitlines() if ln.strip() and not ln[0].isspace()
                 and not ln.startswith(("Traceback", "Set the environment"))][-1]
@@ -68,3 +71,25 @@ def condense_hydra_error(text: str, args: list[str] = ()) -> str:
     if args and not named:
         lines.insert(0, f"nnexp: error: cannot use the overrides: {' '.join(args)}")
     return "\n".join(lines) + "\n" if lines else ""
+
+
+_LEXER = "LexerNoViableAltException: "
+
+
+def _quote_hint(text: str) -> str | None:
+    """Hydra's lexer error for a character an unquoted value cannot hold (``größe``, ``(``, ``#``) as one line
+    that says how to quote the value; None for other errors, or where quoting the value would not help."""
+    lines = text.splitlines()
+    at = next((i for i, line in enumerate(lines) if line.startswith(_LEXER)), None)
+    if at is None or at + 1 >= len(lines) or "^" not in lines[at + 1]:
+        return None
+    override = lines[at][len(_LEXER):]
+    column = lines[at + 1].index("^") - len(_LEXER)  # Hydra's caret sits under the first character it refused
+    key, eq, value = override.partition("=")
+    if not eq or not 0 <= column - len(key) - 1 < len(value) or ('"' in value and "'" in value):
+        return None
+    inner = '"' if '"' not in value else "'"
+    outer = "'" if inner == '"' else '"'
+    return (f"nnexp: error: cannot parse the override {override}: {override[column]!r} cannot appear in an "
+            f"unquoted value; quote the value: {outer}{key}={inner}{value}{inner}{outer}")
+

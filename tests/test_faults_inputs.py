@@ -241,3 +241,23 @@ def test_text_dataset_reads_utf8_with_non_ascii_characters(run_cli, tmp_path):
     code, _, err = run_cli("train", *QUICK, "dataset=text", "model=lstm", "dataset.seq_len=8",
                            f"dataset.path={file}", f"hydra.run.dir={tmp_path / 'r'}")
     assert code == 0, err
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 6. a non-ASCII path in an unquoted override: how to quote it
+
+
+def test_unquoted_non_ascii_path_says_how_to_quote_it_and_the_quoted_form_works(run_cli, tmp_path):
+    file = tmp_path / "daten" / "größe.txt"
+    file.parent.mkdir()
+    file.write_text("Größe und Gewicht, Länge und Breite. " * 30, encoding="utf-8")
+    args = [*QUICK, "dataset=text", "model=lstm", "dataset.seq_len=8"]
+    code, out, err = run_cli("train", *args, f"dataset.path={file}")
+    assert code == 2, (out, err)
+    quoted = f'dataset.path="{file}"'
+    assert _only_line(err) == (f"nnexp: error: cannot parse the override dataset.path={file}: 'ö' cannot appear in "
+                               f"an unquoted value; quote the value: '{quoted}'")
+    assert not (tmp_path / "outputs").exists()
+    code, _, err = run_cli("train", *args, quoted, f"hydra.run.dir={tmp_path / 'r'}")  # what the hint says works
+    assert code == 0, err
+    assert read_summary(tmp_path / "r")["status"] == "completed"
