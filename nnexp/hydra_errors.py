@@ -2,10 +2,16 @@
 
 Hydra prints them to stderr and exits 1 before any task starts; ``nnexp train``
 holds stderr until it knows whether a task started, then keeps only the lines
-that say what is wrong (exit 2).
+that say what is wrong (exit 2). An OS error while Hydra creates the run (or
+sweep) folder is not about the overrides: it becomes one line naming the folder
+and the OS's reason (``folder_error``).
 """
 
 from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
 
 
 class HeldStderr:
@@ -27,13 +33,16 @@ class HeldStderr:
     def __getattr__(self, name: str):  # noqa: ANN204 - fileno, encoding, ...: the real stream's
         return getattr(self.target, name)
 
-    def release(self, condense: bool = False, args: list[str] = ()) -> None:
+    def release(self, condense: bool = False, args: list[str] = (), instead: str | None = None) -> None:
+        """Pass on what was held (``condense``: only what says what is wrong; ``instead``: this text instead)."""
         if not self.holding:
             return
         self.holding = False
         text = "".join(self.held)
         self.held.clear()
-        if condense:
+        if instead is not None:
+            text = instead
+        elif condense:
             text = condense_hydra_error(text, args)
         self.target.write(text)
         self.target.flush()
@@ -93,3 +102,37 @@ def _quote_hint(text: str) -> str | None:
     return (f"nnexp: error: cannot parse the override {override}: {override[column]!r} cannot appear in an "
             f"unquoted value; quote the value: {outer}{key}={inner}{value}{inner}{outer}")
 
+
+# how the OS errors that say a folder cannot be used read in one line
+_REASONS = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+            errno.EROFS: "read-only file system", errno.ENAMETOOLONG: "name too long"}
+
+
+def folder_error(exc: OSError, key: str, folder: Path) -> str:
+    """One line for an OS error met creating or writing into the run (``key`` hydra.run.dir) or sweep
+    (hydra.sweep.dir) ``folder`` before the run started: the folder, the OS's reason, and the way on."""
+    folder = Path(os.path.abspath(folder))
+    failed = Path(os.path.abspath(exc.filename)) if isinstance(exc.filename, (str, os.PathLike)) else folder
+    what = "sweep folder" if key == "hydra.sweep.dir" else "run folder"
+    reason = _REASONS.get(exc.errno) or (exc.strerror or str(exc)).lower()
+    if exc.errno == errno.ENAMETOOLONG:
+        limit = "most file systems allow 255 bytes per folder name"
+        if folder in failed.parents:  # a sweep's job: its folder is named by its overrides
+            return (f"nnexp: error: cannot create the job folder {failed}: {reason} ({limit}); name the jobs' "
+                    "folders by number: 'hydra.sweep.subdir=${hydra.job.num}'")
+        return f"nnexp: error: cannot create the {what} {failed}: {reason} ({limit}); choose a shorter {key}"
+    blocker = _file_in_the_way(failed) if exc.errno in (errno.ENOTDIR, errno.EEXIST) else None
+    if blocker is not None:
+        reason = f"{blocker} is a file, not a folder"
+    if failed != folder and folder in failed.parents and folder.is_dir():
+        if failed.parent == folder:  # the folder is there, but nothing can be written into it
+            return f"nnexp: error: cannot write into the {what} {folder}: {reason}; choose another with {key}=PATH"
+        return f"nnexp: error: cannot create {failed} in the {what} {folder}: {reason}"
+    where = "" if blocker is not None else f" in {failed.parent}"  # the folder that refused
+    return (f"nnexp: error: cannot create the {what} {folder}: {reason}{where}; run nnexp where you can write, "
+            f"or choose a folder with {key}=PATH")
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The first of ``path`` and its parents that is there but is not a folder."""
+    return next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)

@@ -18,15 +18,19 @@ def log_to(file: Path) -> None:
     logging.getLogger().addHandler(handler)
 
 
+def close_log(run_dir: Path) -> None:
+    """Hydra's log file handler (opened lazily) must not outlive a run given up: no later line goes there."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == Path(run_dir).resolve():
+            root.removeHandler(handler)
+            handler.close()
+
+
 def discard(run_dir: Path, keep_log: bool) -> None:
     """Remove what Hydra created for a run that never started, so nothing is left half-written."""
     run_dir = Path(run_dir)
-    # Hydra's log file handler (opened lazily) must not outlive the folder it would write into
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == run_dir.resolve():
-            root.removeHandler(handler)
-            handler.close()
+    close_log(run_dir)
     hydra_dir = run_dir / ".hydra"
     for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
         (hydra_dir / name).unlink(missing_ok=True)

@@ -261,3 +261,83 @@ def test_unquoted_non_ascii_path_says_how_to_quote_it_and_the_quoted_form_works(
     code, _, err = run_cli("train", *args, quoted, f"hydra.run.dir={tmp_path / 'r'}")  # what the hint says works
     assert code == 0, err
     assert read_summary(tmp_path / "r")["status"] == "completed"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 7. a run folder that cannot be created or written into: the folder and the OS's reason
+
+
+def test_read_only_working_folder(run_cli, tmp_path, monkeypatch):
+    here = tmp_path / "here"
+    here.mkdir()
+    if ROOT:
+        (here / "outputs").write_text("a file where the runs would go")
+    else:
+        here.chmod(0o500)
+    monkeypatch.chdir(here)
+    try:
+        code, out, err = run_cli("train", *QUICK, "dataset=xor")
+    finally:
+        here.chmod(0o700)
+    assert code == 2, (out, err)
+    line = _only_line(err)
+    assert line.startswith(f"nnexp: error: cannot create the run folder {here}/outputs/runs/")
+    reason = f"{here / 'outputs'} is a file, not a folder" if ROOT else f"permission denied in {here}"
+    assert line.endswith(f": {reason}; run nnexp where you can write, or choose a folder with hydra.run.dir=PATH")
+    assert [p.name for p in here.iterdir()] == (["outputs"] if ROOT else [])
+
+
+def test_read_only_run_folder(run_cli, tmp_path):
+    run_dir = tmp_path / "mine"
+    run_dir.mkdir()
+    (run_dir / "notes.txt").write_text("the user's own file")
+    if ROOT:
+        (run_dir / ".hydra").write_text("a file where Hydra's folder would go")
+    else:
+        run_dir.chmod(0o500)
+    before = sorted(p.name for p in run_dir.iterdir())
+    try:
+        code, out, err = run_cli("train", *QUICK, "dataset=xor", f"hydra.run.dir={run_dir}")
+    finally:
+        run_dir.chmod(0o700)
+    assert code == 2, (out, err)
+    reason = f"{run_dir / '.hydra'} is a file, not a folder" if ROOT else "permission denied"
+    assert _only_line(err) == (f"nnexp: error: cannot write into the run folder {run_dir}: {reason}; "
+                               "choose another with hydra.run.dir=PATH")
+    assert sorted(p.name for p in run_dir.iterdir()) == before
+
+
+def test_run_folder_name_too_long(run_cli, tmp_path):
+    run_dir = tmp_path / "new" / ("a" * 300)
+    code, out, err = run_cli("train", *QUICK, "dataset=xor", f"hydra.run.dir={run_dir}")
+    assert code == 2, (out, err)
+    assert _only_line(err) == (f"nnexp: error: cannot create the run folder {run_dir}: name too long (most file "
+                               "systems allow 255 bytes per folder name); choose a shorter hydra.run.dir")
+    assert not (tmp_path / "new").exists()  # the parent it created on the way is gone again
+
+
+@pytest.mark.filterwarnings("ignore:Callback SweepWatcher")  # Hydra's own note of the same error, held back
+def test_sweep_folder_name_too_long(run_cli, tmp_path):
+    sweep_dir = tmp_path / ("s" * 300)
+    code, out, err = run_cli("train", "-m", *QUICK, "dataset=xor", "trainer.seed=0,1", f"hydra.sweep.dir={sweep_dir}")
+    assert code == 2, (out, err)
+    assert _only_line(err) == (f"nnexp: error: cannot create the sweep folder {sweep_dir}: name too long (most file "
+                               "systems allow 255 bytes per folder name); choose a shorter hydra.sweep.dir")
+
+
+def test_permission_denied_reads_as_such_for_every_user(tmp_path):
+    """What a user who is not root meets (root's tests above put a file in the way instead)."""
+    import errno
+
+    from nnexp.hydra_errors import folder_error
+
+    run_dir = tmp_path / "outputs" / "runs" / "x"
+    exc = PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "outputs"))
+    assert folder_error(exc, "hydra.run.dir", run_dir) == (
+        f"nnexp: error: cannot create the run folder {run_dir}: permission denied in {tmp_path}; run nnexp where "
+        "you can write, or choose a folder with hydra.run.dir=PATH")
+    run_dir.mkdir(parents=True)
+    exc = PermissionError(errno.EACCES, "Permission denied", str(run_dir / ".hydra"))
+    assert folder_error(exc, "hydra.run.dir", run_dir) == (
+        f"nnexp: error: cannot write into the run folder {run_dir}: permission denied; choose another with "
+        "hydra.run.dir=PATH")
