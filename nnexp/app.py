@@ -8,6 +8,8 @@ documented exit code, and after a sweep prints the table of its jobs
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import sys
@@ -31,7 +33,7 @@ from nnexp.errors import (
     EXIT_USAGE,
     NnexpError,
 )
-from nnexp.hydra_errors import HeldStderr
+from nnexp.hydra_errors import HeldStderr, folder_error
 from nnexp.lifecycle import RunBusy
 from nnexp.record import Outcome, RunSummary, Status
 
@@ -40,7 +42,9 @@ log = logging.getLogger("nnexp")
 # What Hydra's task function shares with train(): module-level, so that launchers that run jobs in other
 # processes (joblib, submitit) can pickle the task by reference. The outcomes of the jobs are read from
 # their folders afterwards, wherever they ran.
-_STATE: dict = {"started": False, "held": None, "sweep_dir": None, "started_at": 0.0}
+# "folder": the run or sweep folder Hydra is about to create (its key, the folder, the first of it and its parents
+# that was not there yet), noted by SweepWatcher before Hydra touches it.
+_STATE: dict = {"started": False, "held": None, "sweep_dir": None, "started_at": 0.0, "folder": None}
 # where the run's .hydra folder goes (hydra.output_subdir as the user set it): Hydra is told to write none, so
 # that nothing lands in a folder before nnexp/lifecycle.py has said it may be used; task() writes it instead
 OUTPUT_SUBDIR_ENV = "NNEXP_OUTPUT_SUBDIR"
@@ -54,7 +58,7 @@ def train(args: list[str]) -> int:
 
     config.register()
     config.new_run_id()
-    _STATE.update(started=False, sweep_dir=None, started_at=time.time())
+    _STATE.update(started=False, sweep_dir=None, started_at=time.time(), folder=None)
     scratch = None
     if int(os.environ.get("RANK", "0")) > 0 and "WORLD_SIZE" in os.environ:
         # a DDP rank other than 0 (torchrun): rank 0 owns the run folder, this one writes nowhere
@@ -78,6 +82,10 @@ def train(args: list[str]) -> int:
         return _interrupted(exc).code
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_FAILED)
+        failure = exc.__context__  # what Hydra reported before it exited
+        if code == 1 and not _STATE["started"] and _STATE["folder"] is not None and isinstance(failure, OSError):
+            # Hydra could not create or write into the run (or sweep) folder: about the folder, not the overrides
+            return _folder_failed(failure, held)
         # Hydra exits 1 for its own errors (unknown group option or key, bad override
         # syntax, a value of the wrong type), all before any task starts: a usage error.
         if code == 1 and not _STATE["started"] and _sweep_dir() is None:
@@ -107,6 +115,33 @@ def _own_output_subdir(args: list[str]) -> list[str]:
             rest.append(arg)
     os.environ[OUTPUT_SUBDIR_ENV] = subdir
     return [*rest, "hydra.output_subdir=null"]
+
+
+def _folder_failed(exc: OSError, held: HeldStderr) -> int:
+    """One line naming the folder and the OS's reason instead of Hydra's traceback; the folders this invocation
+    created on the way removed (only empty ones). Exit 2 where the folder named cannot be used, else 1."""
+    key, folder, first_new = _STATE["folder"]
+    held.release(instead=folder_error(exc, key, folder) + "\n")
+    rundir.close_log(folder)
+    for d in (folder, *folder.parents) if first_new is not None else ():
+        try:
+            d.rmdir()
+        except (FileNotFoundError, NotADirectoryError):
+            pass  # never created
+        except OSError as error:
+            if error.errno != errno.ENAMETOOLONG:
+                break  # not empty: not ours alone
+        if d == first_new:
+            break
+    usage = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.ENOTDIR, errno.EEXIST)
+    return EXIT_USAGE if exc.errno in usage else EXIT_FAILED
+
+
+def _planned(key: str, folder: str) -> tuple[str, Path, Path | None]:
+    """What _STATE["folder"] holds: the folder and the first of it and its parents that is not there yet."""
+    path = Path(os.path.abspath(folder))
+    missing = [d for d in (path, *path.parents) if not os.path.exists(d)]  # (False for a name too long)
+    return key, path, (missing[-1] if missing else None)
 
 
 def _hydra_task(cfg: DictConfig) -> float | None:
@@ -185,7 +220,13 @@ def _claimed(cfg: DictConfig, ctx: RunContext, claim: lifecycle.Claim, made_log:
         elif claim.new_folder:  # nothing is left half-written; a folder that held a run is left as it was
             rundir.discard(ctx.run_dir, keep_log=not made_log and code != EXIT_USAGE, lock=claim.lock)
         return _end(code, ctx)
-    _save_config(cfg, ctx.run_dir)
+    try:
+        _save_config(cfg, ctx.run_dir)
+    except OSError as exc:
+        print(_folder_line(exc, ctx), file=sys.stderr)
+        if claim.new_folder:
+            rundir.discard(ctx.run_dir, keep_log=not made_log, lock=claim.lock)
+        return _end(EXIT_USAGE, ctx)
     try:
         summary = job.train()
     except KeyboardInterrupt as exc:
@@ -213,10 +254,20 @@ def _record_failed_job(cfg: DictConfig, ctx: RunContext, message: str) -> None:
 
 def _refused(exc: NnexpError, ctx: RunContext, made_log: bool) -> float | None:
     """The folder may not be used: one line; remove only what Hydra made for this command (an empty folder)."""
-    print(f"nnexp: error: {exc}", file=sys.stderr)
+    if isinstance(exc, lifecycle.FolderUnusable):
+        print(_folder_line(exc.os_error, ctx), file=sys.stderr)
+    else:
+        print(f"nnexp: error: {exc}", file=sys.stderr)
     if not lifecycle.holds_run(ctx.run_dir):
         rundir.discard(ctx.run_dir, keep_log=not made_log)
     return _end(exc.exit_code, ctx)
+
+
+def _folder_line(exc: OSError, ctx: RunContext) -> str:
+    """One line for a run (or sweep job) folder the OS will not let us use (nnexp/hydra_errors.py)."""
+    if ctx.multirun and ctx.sweep_dir is not None:
+        return folder_error(exc, "hydra.sweep.dir", ctx.sweep_dir)
+    return folder_error(exc, "hydra.run.dir", ctx.run_dir)
 
 
 def _dir_chosen() -> bool:
@@ -284,7 +335,11 @@ def _end(code: int, ctx: RunContext, summary: RunSummary | None = None) -> float
 class SweepWatcher(Callback):
     """A Hydra callback (``hydra.callbacks`` in conf/train.yaml): in this process, where Hydra starts a
     multirun, continue an earlier run of the same sweep command and note the sweep folder, even when a
-    launcher runs the jobs elsewhere."""
+    launcher runs the jobs elsewhere. Before a single run, note the run folder Hydra is about to create."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: object) -> None:
+        with contextlib.suppress(Exception):  # a run dir that does not resolve: Hydra itself says so
+            _STATE["folder"] = _planned("hydra.run.dir", str(config.hydra.run.dir))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
         task_overrides = [str(o) for o in config.hydra.overrides.task]
@@ -298,6 +353,7 @@ class SweepWatcher(Callback):
                 config.hydra.overrides.hydra.append(f"hydra.sweep.dir={before}")
             print(f"nnexp: this sweep ran before in {before}: continuing there, jobs already done are skipped")
         sweep_dir = Path(str(config.hydra.sweep.dir))
+        _STATE["folder"] = _planned("hydra.sweep.dir", str(sweep_dir))
         sweep.remember(sweep_dir, task_overrides)
         _STATE["sweep_dir"] = sweep_dir
 

@@ -24,6 +24,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PROGRESS = ("auto", "rich", "plain", "none")
 # the environments of the rl datasets (nnexp/data/rl_envs.py ENVS; this module stays free of torch)
 RL_ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1")
+MAX_SEED = 2**32 - 1  # the largest seed numpy.random.seed accepts
 
 
 @dataclass
@@ -163,6 +164,8 @@ _RULES: list[tuple[str, Any, str]] = [
     ("trainer.batch_size", _int_at_least(1), "an integer >= 1"),
     ("trainer.eval_batch_size", _int_at_least(1), "an integer >= 1"),
     ("trainer.threads", _int_at_least(0), "an integer >= 0 (0 = one per available core)"),
+    # numpy's global generator takes 32-bit seeds (torch's would take 64-bit ones)
+    ("trainer.seed", lambda v: _int_at_least(0)(v) and v <= MAX_SEED, f"an integer in [0, {MAX_SEED}]"),
     ("trainer.grad_clip", lambda v: v is None or _positive(v), "null or a finite number > 0"),
     ("trainer.device", _device, "one of auto, cpu, cuda, cuda:N, mps"),
     ("trainer.progress", lambda v: v in PROGRESS, "one of " + ", ".join(PROGRESS)),

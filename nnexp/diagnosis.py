@@ -76,8 +76,10 @@ def _val_minimum(val: list[float]) -> tuple[int, float]:
 def _diverged(train: list[float], val: list[float], epochs: list, status: str) -> Diagnosis | None:
     bad = next((i for i, (t, v) in enumerate(zip(train, val, strict=True)) if not (math.isfinite(t) and math.isfinite(v))), None)
     if status == "diverged" or bad is not None:
-        where = f"epoch {epochs[bad]}" if bad is not None else f"epoch {epochs[-1]}"
-        return Diagnosis("diverged", f"the loss became NaN/Inf in {where}",
+        # diverged with finite curves: an optimizer update that overflowed float32 was refused (nnexp/loop.py)
+        why = f"the loss became NaN/Inf in epoch {epochs[bad]}" if bad is not None else \
+            f"training diverged in epoch {epochs[-1]}"
+        return Diagnosis("diverged", why,
                          "lower the learning rate (optimizer.lr) or clip gradients (trainer.grad_clip=1.0)")
     return None
 

@@ -2,10 +2,16 @@
 
 Hydra prints them to stderr and exits 1 before any task starts; ``nnexp train``
 holds stderr until it knows whether a task started, then keeps only the lines
-that say what is wrong (exit 2).
+that say what is wrong (exit 2). An OS error while Hydra creates the run (or
+sweep) folder is not about the overrides: it becomes one line naming the folder
+and the OS's reason (``folder_error``).
 """
 
 from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
 
 
 class HeldStderr:
@@ -27,13 +33,16 @@ class HeldStderr:
     def __getattr__(self, name: str):  # noqa: ANN204 - fileno, encoding, ...: the real stream's
         return getattr(self.target, name)
 
-    def release(self, condense: bool = False, args: list[str] = ()) -> None:
+    def release(self, condense: bool = False, args: list[str] = (), instead: str | None = None) -> None:
+        """Pass on what was held (``condense``: only what says what is wrong; ``instead``: this text instead)."""
         if not self.holding:
             return
         self.holding = False
         text = "".join(self.held)
         self.held.clear()
-        if condense:
+        if instead is not None:
+            text = instead
+        elif condense:
             text = condense_hydra_error(text, args)
         self.target.write(text)
         self.target.flush()
@@ -52,6 +61,9 @@ def condense_hydra_error(text: str, args: list[str] = ()) -> str:
     given are named first; a traceback (Hydra prints one for a few parse
     errors) shrinks to its final line.
     """
+    hint = _quote_hint(text)
+    if hint:
+        return hint + "\n"
     if "Traceback (most recent call last)" in text:
         text = [ln for ln in text.splitlines() if ln.strip() and not ln[0].isspace()
                 and not ln.startswith(("Traceback", "Set the environment"))][-1]
@@ -68,3 +80,59 @@ def condense_hydra_error(text: str, args: list[str] = ()) -> str:
     if args and not named:
         lines.insert(0, f"nnexp: error: cannot use the overrides: {' '.join(args)}")
     return "\n".join(lines) + "\n" if lines else ""
+
+
+_LEXER = "LexerNoViableAltException: "
+
+
+def _quote_hint(text: str) -> str | None:
+    """Hydra's lexer error for a character an unquoted value cannot hold (``größe``, ``(``, ``#``) as one line
+    that says how to quote the value; None for other errors, or where quoting the value would not help."""
+    lines = text.splitlines()
+    at = next((i for i, line in enumerate(lines) if line.startswith(_LEXER)), None)
+    if at is None or at + 1 >= len(lines) or "^" not in lines[at + 1]:
+        return None
+    override = lines[at][len(_LEXER):]
+    column = lines[at + 1].index("^") - len(_LEXER)  # Hydra's caret sits under the first character it refused
+    key, eq, value = override.partition("=")
+    if not eq or not 0 <= column - len(key) - 1 < len(value) or ('"' in value and "'" in value):
+        return None
+    inner = '"' if '"' not in value else "'"
+    outer = "'" if inner == '"' else '"'
+    return (f"nnexp: error: cannot parse the override {override}: {override[column]!r} cannot appear in an "
+            f"unquoted value; quote the value: {outer}{key}={inner}{value}{inner}{outer}")
+
+
+# how the OS errors that say a folder cannot be used read in one line
+_REASONS = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+            errno.EROFS: "read-only file system", errno.ENAMETOOLONG: "name too long"}
+
+
+def folder_error(exc: OSError, key: str, folder: Path) -> str:
+    """One line for an OS error met creating or writing into the run (``key`` hydra.run.dir) or sweep
+    (hydra.sweep.dir) ``folder`` before the run started: the folder, the OS's reason, and the way on."""
+    folder = Path(os.path.abspath(folder))
+    failed = Path(os.path.abspath(exc.filename)) if isinstance(exc.filename, (str, os.PathLike)) else folder
+    what = "sweep folder" if key == "hydra.sweep.dir" else "run folder"
+    reason = _REASONS.get(exc.errno) or (exc.strerror or str(exc)).lower()
+    if exc.errno == errno.ENAMETOOLONG:
+        limit = "most file systems allow 255 bytes per folder name"
+        if folder in failed.parents:  # a sweep's job: its folder is named by its overrides
+            return (f"nnexp: error: cannot create the job folder {failed}: {reason} ({limit}); name the jobs' "
+                    "folders by number: 'hydra.sweep.subdir=${hydra.job.num}'")
+        return f"nnexp: error: cannot create the {what} {failed}: {reason} ({limit}); choose a shorter {key}"
+    blocker = _file_in_the_way(failed) if exc.errno in (errno.ENOTDIR, errno.EEXIST) else None
+    if blocker is not None:
+        reason = f"{blocker} is a file, not a folder"
+    if failed != folder and folder in failed.parents and folder.is_dir():
+        if failed.parent == folder:  # the folder is there, but nothing can be written into it
+            return f"nnexp: error: cannot write into the {what} {folder}: {reason}; choose another with {key}=PATH"
+        return f"nnexp: error: cannot create {failed} in the {what} {folder}: {reason}"
+    where = "" if blocker is not None else f" in {failed.parent}"  # the folder that refused
+    return (f"nnexp: error: cannot create the {what} {folder}: {reason}{where}; run nnexp where you can write, "
+            f"or choose a folder with {key}=PATH")
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The first of ``path`` and its parents that is there but is not a folder."""
+    return next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)

@@ -54,6 +54,15 @@ PREVIOUS = "previous"  # a sweep job run again after it failed keeps the failed 
 RUN_FILES = ("summary.json", "metrics.csv", "checkpoints", ".hydra")  # (train.log only grows)
 
 
+class FolderUnusable(ConfigError):
+    """The OS will not let this process create or write into the run folder (``os_error`` says why)."""
+
+    def __init__(self, path: Path, os_error: OSError) -> None:
+        self.path, self.os_error = path, os_error
+        super().__init__(f"cannot write into {path}: {os_error.strerror or os_error}; choose another folder with "
+                         "hydra.run.dir=PATH")
+
+
 class RunBusy(ConfigError):
     """The folder is held by another live process."""
 
@@ -104,8 +113,7 @@ class FolderLock:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise ConfigError(f"cannot lock the run folder: {self.path}: {exc.strerror or exc}; the folder must be "
-                              "writable (or pick another: hydra.run.dir=...)") from None
+            raise FolderUnusable(self.path, exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -114,7 +122,7 @@ class FolderLock:
             raise RunBusy(self.folder, holder or "another process") from None
         except OSError as exc:
             os.close(fd)
-            raise ConfigError(f"cannot lock the run folder: {self.path}: {exc.strerror or exc}") from None
+            raise FolderUnusable(self.path, exc) from None
         previous = _read(fd)
         if previous:
             self.stale = previous

@@ -82,7 +82,8 @@ class FitResult:
     restored_best: bool = False
 
 
-# Called after every epoch with (epoch, metrics, improved); checkpoints, logging, progress.
+# Called after every epoch with (epoch, metrics, improved); checkpoints, logging, progress. The last epoch of a
+# diverged run carries metrics["diverged"], the message.
 EpochHook = Callable[[int, dict, bool], None]
 
 
@@ -185,7 +186,14 @@ def train_one_epoch(
         run.add_grad_norms(ends)
         if settings.grad_clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-        scaler.step(optimizer)  # fp16: skipped when the gradients overflowed, and the scale adapts
+        try:
+            scaler.step(optimizer)  # fp16: skipped when the gradients overflowed, and the scale adapts
+        except RuntimeError as exc:  # torch refuses an update beyond float32 (optimizer.lr=1e300): the weights
+            if "without overflow" not in str(exc):  # would be Inf, as a loss that became Inf would make them
+                raise
+            run.bad_step, run.step_overflow = run.step + 1, True
+            run.add(loss, len(idx))
+            break
         scaler.update()
         run.add(loss, len(idx))
         run.add_answers(out, yb, objective)
@@ -228,8 +236,9 @@ def fit(
             if undo is not None:  # steps after the bad one changed the weights: back to the epoch's start
                 undo.restore(_unwrapped(model), optimizer, settings.scaler)
             weights = "those of the step before" if undo is None else f"those of the end of epoch {epoch - 1}"
-            diverged = (f"train/loss became {stats.loss} in epoch {epoch}, step {stats.bad_step}; "
-                        f"the weights are {weights}")
+            what = (f"the optimizer's update overflowed float32 (lr={lr:g})" if stats.step_overflow
+                    else f"train/loss became {stats.loss}")
+            diverged = f"{what} in epoch {epoch}, step {stats.bad_step}; the weights are {weights}"
         elif not stats.whole:  # a stop was asked for mid-epoch: keep the position, log nothing partial
             state.sums = stats.sums
             result.status = Status.INTERRUPTED
@@ -253,7 +262,9 @@ def fit(
             diverged = f"{bad} became {metrics[bad]} in epoch {epoch}"
         if diverged is not None:
             result.status, result.message = Status.DIVERGED, diverged
-            on_epoch_end(epoch, metrics, False)  # logged, so the curve shows it; never checkpointed
+            # logged, so the curve shows it; never checkpointed (its numbers may all be finite: an update that
+            # overflowed was refused, yet the epoch is over)
+            on_epoch_end(epoch, {**metrics, "diverged": diverged}, False)
             break
 
         if scheduler is not None:

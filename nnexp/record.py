@@ -12,7 +12,7 @@ status          outcome      what it says
 ==============  ===========  ================================================================
 completed       finished     trained every epoch
 early_stopped   finished     early stopping ended it; the result stands
-diverged        finished     the loss became NaN/Inf; running it again diverges again
+diverged        finished     the loss (or an update) became NaN/Inf; running it again diverges again
 interrupted     resumable    stopped by Ctrl-C, SIGTERM or SIGHUP; ``trainer.resume`` continues it
 failed          failed       an error stopped it (a config error in a sweep job, a crash)
 ==============  ===========  ================================================================
@@ -33,6 +33,7 @@ from typing import Any
 
 SCHEMA_VERSION = 2  # 1: summary.json before the version field, read the same way
 FILE = "summary.json"
+UNREADABLE = f"unreadable {FILE}"  # how the error of a damaged record starts (read())
 
 
 class Outcome(str, Enum):
@@ -126,6 +127,7 @@ class RunSummary:
         """Any summary.json nnexp wrote (version 1 had no version field); unknown keys are ignored."""
         known = {f.name for f in fields(cls)}
         values = {k: _numbers(v) if k in _NUMBERS else v for k, v in data.items() if k in known}
+        _check_shapes(values)
         values["status"] = Status.of(data.get("status"))
         values.setdefault("version", 1)
         if "error" not in values and values["status"] is Status.FAILED and data.get("status") != "failed":
@@ -135,6 +137,27 @@ class RunSummary:
 
 # the fields that hold numbers (directly, or as values of a dict of tags)
 _NUMBERS = ("best_value", "wall_seconds", "seconds_per_epoch", "final", "best", "gap", "test", "eval")
+
+
+# fields the readers iterate or look into: a record where they hold something else is damaged, not a run
+_OBJECTS = ("final", "best", "gap", "choices", "grad_norm_layers")
+_OBJECTS_OR_NULL = ("test", "eval", "diagnosis", "resumed_from")
+_STRINGS = ("overrides", "expect")
+
+
+def _check_shapes(values: dict[str, Any]) -> None:
+    """TypeError naming the first field whose value has the wrong shape (a JSON object, a list of strings)."""
+    for key, value in values.items():
+        if key in _OBJECTS or (key in _OBJECTS_OR_NULL and value is not None):
+            ok, want = isinstance(value, dict), "an object"
+        elif key in _STRINGS:
+            ok, want = isinstance(value, list) and all(isinstance(v, str) for v in value), "a list of strings"
+        elif key == "checks":
+            ok, want = isinstance(value, list) and all(isinstance(v, dict) for v in value), "a list of objects"
+        else:
+            continue
+        if not ok:
+            raise TypeError(f"{key!r} holds {json.dumps(value)[:40]}, not {want}")
 
 
 def _numbers(value: Any) -> Any:
@@ -176,15 +199,15 @@ def read(run_dir: Path) -> RunSummary | None:
     if path.name != FILE:
         path = path / FILE
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")  # as write() encodes it
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
-        return RunSummary(Status.FAILED, run_dir=str(path.parent), error=f"unreadable {FILE}: {exc}")
+        return RunSummary(Status.FAILED, run_dir=str(path.parent), error=f"{UNREADABLE}: {exc}")
     try:
         data = json.loads(text)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         return RunSummary.from_dict(data)
     except (ValueError, TypeError) as exc:
-        return RunSummary(Status.FAILED, run_dir=str(path.parent), error=f"unreadable {FILE}: {exc}")
+        return RunSummary(Status.FAILED, run_dir=str(path.parent), error=f"{UNREADABLE}: {exc}")

@@ -76,10 +76,12 @@ class Recorder:
         self.reporter.__exit__(*exc)
 
     def epoch_end(self, epoch: int, metrics: dict[str, Any], improved: bool) -> None:
-        """After every epoch (fit()'s hook); a non-finite epoch is logged but never drawn or checkpointed."""
+        """After every epoch (fit()'s hook); a diverged or non-finite epoch is logged but never drawn or
+        checkpointed."""
         model = self.parts.model
         self.tracker.log_epoch(epoch, metrics)
-        finite = math.isfinite(metrics["train/loss"]) and math.isfinite(metrics["val/loss"])
+        finite = (not metrics.get("diverged") and math.isfinite(metrics["train/loss"])
+                  and math.isfinite(metrics["val/loss"]))
         if finite and self.parts.data.evaluate is not None and self.parts.data.eval_every \
                 and epoch % self.parts.data.eval_every == 0:
             self.evaluate_in_env(epoch)

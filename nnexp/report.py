@@ -3,6 +3,9 @@
 Jobs whose overrides are equal except ``trainer.seed`` form one configuration;
 each configuration gets one row (mean ± std across seeds), failed jobs get a
 table of their own, and the ``expect`` claims of the jobs are checked per seed.
+A job whose summary.json or metrics.csv cannot be read (junk, binary bytes, cut
+short) is damaged: left out of all of it and listed apart, one line naming the
+file and why; the report of the other jobs stands (exit 0).
 ``report.csv`` and ``report.png`` go into the first PATH.
 """
 
@@ -26,7 +29,7 @@ from nnexp.checks import check_sweep, labels_of, parse, split_override, value_at
 from nnexp.fingerprint import DISPLAY_KEYS
 from nnexp.record import Outcome, Status
 from nnexp.report_plot import as_number as _num
-from nnexp.report_plot import write_plot
+from nnexp.report_plot import read_metrics, write_plot
 from nnexp.sweep import labels as sweep_labels
 
 USAGE = """\
@@ -35,6 +38,7 @@ usage: nnexp report PATH [PATH ...]
 Compare the jobs of one or more sweeps (or single runs): one row per configuration,
 seeds pooled as mean ± std, failed jobs listed, the `expect` claims checked per seed.
 PATH is a run directory or a sweep directory; every summary.json below it is read.
+A job whose summary.json or metrics.csv cannot be read is listed as damaged and left out.
 Writes report.csv and report.png into the first PATH.
 
 example:
@@ -105,10 +109,29 @@ def find_summaries(path: Path) -> list[Path]:
     return sorted(path.rglob("summary.json")) if path.is_dir() else []
 
 
-def load_job(path: Path) -> dict[str, Any]:
-    """A job's summary.json as read by nnexp/record.py (any version; damaged: failed), as its JSON object."""
-    job = record.read(path).to_dict()
-    job["_dir"] = path.parent
+@dataclass
+class Damaged:
+    """A job left out of the report: the file of it that cannot be read, and why."""
+    file: Path
+    reason: str
+
+
+def load_job(path: Path) -> dict[str, Any] | Damaged:
+    """A job's summary.json as read by nnexp/record.py (any version), as its JSON object, with its metrics.csv
+    (``_metrics``, for the plot) when it has a result; Damaged when either file cannot be read."""
+    summary = record.read(path)
+    if summary is None:  # gone since the search
+        return Damaged(path, "no longer there")
+    if summary.status is Status.FAILED and (summary.error or "").startswith(record.UNREADABLE):
+        return Damaged(path, summary.error.removeprefix(f"{record.UNREADABLE}: "))
+    job = summary.to_dict()
+    job["_dir"], job["_metrics"] = path.parent, None
+    metrics = path.parent / "metrics.csv"
+    if _finished(job) and (metrics.exists() or metrics.is_symlink()):
+        try:
+            job["_metrics"] = read_metrics(metrics)
+        except ValueError as exc:
+            return Damaged(metrics, str(exc))
     return job
 
 
@@ -235,7 +258,13 @@ def main(args: list[str]) -> int:
     if isinstance(given, int):
         return given
     paths, found = given
-    jobs = [load_job(p) for p in found]
+    loaded = [load_job(p) for p in found]
+    damaged = [j for j in loaded if isinstance(j, Damaged)]
+    jobs = [j for j in loaded if not isinstance(j, Damaged)]
+    if not jobs:
+        _print_damaged(damaged)
+        print(f"nnexp report: error: every job below {paths[0]} is damaged; nothing to report", file=sys.stderr)
+        return 1
     configs, shared = group(jobs)
     done = [j for c in configs for j in c.done]
     monitor = _most_common([j.get("monitor") for j in done], "val/loss")
@@ -247,10 +276,13 @@ def main(args: list[str]) -> int:
               for c in configs for j in c.failed]
     claims = check_claims(done)
     title = f"nnexp report: {_count(len(jobs), 'job')}, {_count(len(rows), 'configuration')}" + (
-        f" (shared: {' '.join(shared)})" if shared else "")
+        f" (shared: {' '.join(shared)})" if shared else "") + (f"; {_count(len(damaged), 'damaged job')} left out"
+                                                                if damaged else "")
     _print(title, rows, failed, claims, monitor, mode)
+    _print_damaged(damaged)
     if paths[0].is_dir():
         csv_path, png_path = paths[0] / "report.csv", paths[0] / "report.png"
+        failed += [(str(d.file.parent), "", "damaged", f"{d.file.name}: {d.reason}") for d in damaged]
         try:
             write_csv(csv_path, rows, failed)
             plotted = write_plot(png_path, configs, rows, title)
@@ -261,6 +293,14 @@ def main(args: list[str]) -> int:
     if claims:
         print(f"{sum(v == 'PASS' for _, v, _ in claims)} of {_count(len(claims), 'claim')} PASS")
     return 0
+
+
+def _print_damaged(damaged: list[Damaged]) -> None:
+    """One line per damaged job, naming the file: apart from the tables, so a long path is never folded."""
+    if damaged:
+        print(f"damaged jobs: {len(damaged)} (left out of the table, report.png and the claims)")
+        for d in damaged:
+            print(f"  {d.file}: {d.reason}")
 
 
 def _print(title: str, rows: list[dict[str, Any]], failed: list[tuple[str, str, str, str]],

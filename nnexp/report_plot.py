@@ -1,9 +1,10 @@
 """``report.png``: each configuration's curves averaged over its seeds (training loss, validation loss,
-accuracy), read from the jobs' metrics.csv files."""
+accuracy), read from the jobs' metrics.csv files (``read_metrics``: a damaged one says why)."""
 
 from __future__ import annotations
 
 import csv
+import io
 import math
 import textwrap
 from pathlib import Path
@@ -23,14 +24,44 @@ def as_number(value: Any) -> float | None:
         return None
 
 
+def read_metrics(file: Path) -> dict[int, dict[str, str]]:
+    """A run's metrics.csv as {epoch: {column: cell}}. Raises ValueError saying where and why it cannot be
+    trusted: not UTF-8, no header, a line cut short or with extra fields, an epoch or a number that is not one."""
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
+    except OSError as exc:
+        raise ValueError(f"cannot be read ({exc.strerror or exc})") from None
+    lines = csv.reader(io.StringIO(text, newline=""))
+    table: dict[int, dict[str, str]] = {}
+    try:
+        header = next(lines, None)
+        if not header or header[0] != "epoch":
+            raise ValueError("line 1 is not the header (epoch, train/loss, ...)")
+        for row in lines:
+            where = f"line {lines.line_num}"
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise ValueError(f"{where}: {len(row)} field{'s' if len(row) != 1 else ''} where the header has "
+                                 f"{len(header)} (cut short or garbled)")
+            epoch, *values = row
+            if not (epoch.isascii() and epoch.isdigit()):
+                raise ValueError(f"{where}: epoch {epoch[:20]!r} is not a whole number")
+            bad = next((v for v in values if v and as_number(v) is None), None)
+            if bad is not None:
+                raise ValueError(f"{where}: {bad[:20]!r} is not a number")
+            table[int(epoch)] = dict(zip(header, row, strict=True))
+    except csv.Error as exc:
+        raise ValueError(f"line {lines.line_num}: {exc}") from None
+    return table
+
+
 def mean_curves(jobs: list[dict[str, Any]]) -> dict[str, list[float]]:
-    """Each metrics.csv column averaged over the jobs, on the epochs every job has."""
-    tables = []
-    for job in jobs:
-        file = Path(job["_dir"]) / "metrics.csv"
-        if file.is_file():
-            with open(file, newline="") as f:
-                tables.append({int(r["epoch"]): r for r in csv.DictReader(f)})
+    """Each metrics.csv column averaged over the jobs, on the epochs every job has (``_metrics``: the table
+    read_metrics gave, None for a job without metrics.csv)."""
+    tables = [job["_metrics"] for job in jobs if job.get("_metrics") is not None]
     if not tables:
         return {}
     epochs = sorted(set.intersection(*(set(t) for t in tables)))

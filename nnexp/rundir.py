@@ -19,16 +19,20 @@ def log_to(file: Path) -> None:
     logging.getLogger().addHandler(handler)
 
 
+def close_log(run_dir: Path) -> None:
+    """Hydra's log file handler (opened lazily) must not outlive a run given up: no later line goes there."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == Path(run_dir).resolve():
+            root.removeHandler(handler)
+            handler.close()
+
+
 def discard(run_dir: Path, keep_log: bool, lock: Any = None) -> None:
     """Remove what this command made for a run that never started (its lock file, its log, empty folders),
     so nothing is left half-written. Never anything it did not make: a folder that held a run keeps it."""
     run_dir = Path(run_dir)
-    # Hydra's log file handler (opened lazily) must not outlive the folder it would write into
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == run_dir.resolve():
-            root.removeHandler(handler)
-            handler.close()
+    close_log(run_dir)
     if lock is not None:
         lock.remove()
     if not keep_log:

@@ -76,7 +76,8 @@ class EpochStats:
     grad_norm_first: float | None = None
     grad_norm_last: float | None = None
     sums: EpochSums | None = None  # where the pass stands, for a mid-epoch checkpoint
-    bad_step: int | None = None  # the first step (from 1) whose loss was NaN/Inf
+    bad_step: int | None = None  # the first step (from 1) whose loss was NaN/Inf (or whose update overflowed)
+    step_overflow: bool = False  # the optimizer's update at bad_step did not fit in float32
 
 
 class RunningSums:
@@ -89,7 +90,8 @@ class RunningSums:
         self.grad_last = torch.tensor(done.grad_last, device=device)
         self.first_bad = torch.zeros((), device=device, dtype=torch.long)  # 0, or the first non-finite step
         self.step, self.seen, self.units, self.grad_steps = done.step, done.seen, done.units, done.grad_steps
-        self.bad_step: int | None = None  # found by the per-step check
+        self.bad_step: int | None = None  # found by the per-step check, or an update that overflowed
+        self.step_overflow = False
 
     def watch(self, loss: torch.Tensor) -> None:
         """Remember this step if it is the first whose loss is NaN/Inf, on the device."""
@@ -117,6 +119,8 @@ class RunningSums:
         read = torch.stack([t.double() for t in (self.loss, self.correct, self.grad_first, self.grad_last,
                                                   self.first_bad)]).tolist()
         loss, right, first, last, bad = read
+        if self.step_overflow and 0 < int(bad) < self.bad_step:  # a non-finite loss (deferred check) came first
+            self.bad_step, self.step_overflow = int(bad), False
         bad_step = self.bad_step or int(bad) or None
         seen, units = self.seen, self.units
         if d.active:  # this epoch's numbers over all ranks (the gradient norms are the same on every rank)
@@ -128,7 +132,7 @@ class RunningSums:
         acc = sums.correct / units if objective.correct is not None and units else None
         means = (first / self.grad_steps, last / self.grad_steps) if self.grad_steps else (None, None)
         return EpochStats(loss / max(seen, 1), acc, seen == n and bad_step is None, *means, sums=sums,
-                          bad_step=bad_step)
+                          bad_step=bad_step, step_overflow=self.step_overflow)
 
 
 @dataclass

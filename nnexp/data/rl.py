@@ -28,6 +28,7 @@ import hashlib
 import io
 import json
 import logging
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -41,6 +42,7 @@ from nnexp.atomic import atomic_write
 from nnexp.data import Data, Split, check_fractions
 from nnexp.data.rl_envs import ENVS, MAX_EPISODES, episode_seed, gymnasium, make_env, random_action
 from nnexp.data.rl_eval import PolicyEval, RolloutEval, Standardizer, StateEval, ValueEval
+from nnexp.errors import ConfigError
 from nnexp.options import (
     check,
     check_bool,
@@ -133,15 +135,33 @@ def collect_cached(dataset: str, cache: str, **spec: Any) -> dict[str, np.ndarra
             return arrays
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             log.warning("%s: cannot read the cache file %s (%s); collecting again", dataset, path, exc)
+    writable_cache(cache, path.parent)  # before collecting: minutes of work must not end in an unwritable folder
     started = time.perf_counter()
     frames = tuple(spec["frames"]) if spec["frames"] else None
     arrays = collect(dataset, **{**spec, "frames": frames})
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    atomic_write(path, buffer.getvalue())  # temp file + rename: a job reading at the same time sees all or nothing
+    try:
+        atomic_write(path, buffer.getvalue())  # temp file + rename: a job reading at the same time sees all or nothing
+    except OSError as exc:  # the disk filled up since the check: train on what was collected, uncached
+        log.warning("%s: cannot store the collection in the cache %s (%s); training without caching it", dataset,
+                    path, exc.strerror or exc)
+        return arrays
     log.info("%s: collected %d episodes (%d steps) of %s in %.1f s -> %s", dataset, len(arrays["terminated"]),
              len(arrays["states"]), spec["env"], time.perf_counter() - started, path)
     return arrays
+
+
+def writable_cache(cache: str, folder: Path) -> None:
+    """Can a collection be stored in ``folder`` (under ``cache``)? A ConfigError saying how to move the cache."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()  # a real write: permissions alone do not tell (root, read-only mounts)
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise ConfigError(f"dataset.cache={cache}: cannot write into the cache folder {folder} ({reason}); move the "
+                          "cache to a writable folder with dataset.cache=PATH or the NNEXP_CACHE environment "
+                          "variable") from None
 
 
 def _check(env: str, policy: str, epsilon: float, episodes: int, max_steps: int | None,

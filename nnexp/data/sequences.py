@@ -102,7 +102,7 @@ def text(path: str, seq_len: int = 64, val_fraction: float = 0.1, test_fraction:
     file = Path(path).expanduser()
     if not file.is_file():
         raise ConfigError(f"dataset.path={path}: no such file ({file.resolve()}); point it to a UTF-8 text file")
-    content = file.read_text(encoding="utf-8", errors="replace")
+    content = _utf8_text(file, path)
     if max_chars:
         content = content[:max_chars]
     n_windows = (len(content) - 1) // seq_len
@@ -117,3 +117,22 @@ def text(path: str, seq_len: int = 64, val_fraction: float = 0.1, test_fraction:
     y = np.stack([ids[s + 1:s + seq_len + 1] for s in starts])  # (N, T): the next character
     return split_arrays(f"text:{file.name}", x, y, val_fraction=val_fraction, test_fraction=test_fraction,
                         seed=seed, num_classes=len(chars), vocab_size=len(chars), per_step=True, next_token=True)
+
+
+def _utf8_text(file: Path, path: str) -> str:
+    """The file's text; a ConfigError naming the first byte that is not UTF-8 text (a NUL: binary data)."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"dataset.path={path}: cannot read {file} ({exc.strerror or exc})") from None
+    nul = data.find(b"\0")  # valid UTF-8, but no text file holds one
+    try:
+        content = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = exc.start if nul < 0 else min(nul, exc.start)
+    else:
+        if nul < 0:
+            return content
+        bad = nul
+    raise ConfigError(f"dataset.path={path}: byte 0x{data[bad]:02x} at offset {bad} is not UTF-8 text"
+                      f"{' (a NUL: binary data)' if bad == nul else ''}; the file must be UTF-8 text")
