@@ -75,7 +75,7 @@ def train(args: list[str]) -> int:
     sys.stderr = held
     sweep_dir = None
     try:
-        with signals.terminate_politely():  # (already so from nnexp.cli; again for a Python caller)
+        with signals.exit_at_once(_forget_folder):
             app()
         sweep_dir = _sweep_dir()
     except KeyboardInterrupt as exc:  # while Hydra composes or between jobs
@@ -144,7 +144,16 @@ def _planned(key: str, folder: str) -> tuple[str, Path, Path | None]:
     return key, path, (missing[-1] if missing else None)
 
 
+def _forget_folder() -> None:
+    """A signal before the run began: remove the run folder Hydra may have made for it, if still empty."""
+    planned = _STATE.get("folder")
+    if planned is not None and planned[0] == "hydra.run.dir":
+        with contextlib.suppress(OSError):
+            planned[1].rmdir()
+
+
 def _hydra_task(cfg: DictConfig) -> float | None:
+    signals.raise_on_signals()
     _STATE["started"] = True
     if _STATE["held"] is not None:
         _STATE["held"].release()

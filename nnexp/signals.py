@@ -11,9 +11,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 from nnexp.errors import EXIT_HANGUP, EXIT_INTERRUPTED, EXIT_TERMINATED
@@ -65,6 +66,48 @@ def terminate_politely() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def exit_at_once(cleanup: Callable[[], None] | None = None) -> Iterator[None]:
+    """While Hydra composes the config (before any run began): a signal ends the command at once, one line, its
+    exit code. Raising KeyboardInterrupt in the middle of composing can leave the config library's state
+    broken and its error, not the signal, on the terminal; and there is nothing of ours to save yet.
+    ``cleanup`` removes what was made for the run so far (an empty folder). From the first job on,
+    :func:`raise_on_signals` takes over. The previous handlers come back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def leave(signum: int, frame: FrameType | None) -> None:
+        try:
+            sig = name(signum)
+            # straight to the file descriptor: sys.stderr may be holding Hydra's messages back (nnexp/app.py)
+            os.write(2, ("nnexp: interrupted" + ("" if sig == "SIGINT" else f" ({sig})") + "\n").encode())
+            if cleanup is not None:
+                cleanup()
+        finally:
+            os._exit(exit_code(name(signum)))
+
+    previous = {sig: signal.signal(sig, leave) for sig in STOP}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def raise_on_signals() -> None:
+    """From here on (a job has started): Ctrl-C raises KeyboardInterrupt, SIGTERM and SIGHUP Terminated, so the
+    job's own handlers decide what happens (nothing written yet, or a polite stop while training)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def raise_terminated(signum: int, frame: FrameType | None) -> None:
+        raise Terminated(signum)
+
+    for sig in STOP:
+        signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else raise_terminated)
 
 
 class StopSignals:

@@ -315,6 +315,8 @@ def test_a_signal_while_starting_is_one_line_and_leaves_no_folder(tmp_path, sig,
     _, err = proc.communicate(timeout=120)
     if proc.returncode == 0:  # it had already reached training and finished: nothing to check here
         return
-    assert proc.returncode == code, err
+    # Ctrl-C: 130, or Python ending itself by SIGINT after the line (it does so when the KeyboardInterrupt went
+    # through code that torch's extensions run), which a shell reports as 130 all the same
+    assert proc.returncode in ((code, -sig) if sig == signal.SIGINT else (code,)), err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not run_dir.exists() or json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
