@@ -44,7 +44,13 @@ COMMANDS = ("train", "report", "check")
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else list(argv)
+    from nnexp.output import guard_std_streams  # light: no torch, Hydra or rich
+
+    with guard_std_streams():  # a closed stdout or stderr (`nnexp train | head`) stops printing, not the run
+        _main(sys.argv[1:] if argv is None else list(argv))
+
+
+def _main(args: list[str]) -> None:
     if not args:
         sys.stderr.write(USAGE)
         raise SystemExit(EXIT_USAGE)
