@@ -83,6 +83,8 @@ class Run:
     def train(self) -> RunSummary:
         """Fit, then say how it went; the record is written whatever happens (by rank 0 under DDP)."""
         p, ctx = self.parts, self.ctx
+        if p.ranks.main:  # a folder where summary.json, metrics.csv, ... go: exit 2 now, not after training
+            rundir.check_writable(ctx.run_dir)
         recorder = Recorder(p, ctx, self.cfg.trainer, self.resumed) if p.ranks.main else NullRecorder()
         started = time.perf_counter()
         summary = self.identity()
