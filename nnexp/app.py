@@ -35,6 +35,7 @@ from nnexp.errors import (
 )
 from nnexp.hydra_errors import HeldStderr, folder_error
 from nnexp.lifecycle import RunBusy
+from nnexp.output import log_note
 from nnexp.record import Outcome, RunSummary, Status
 
 log = logging.getLogger("nnexp")
@@ -317,7 +318,7 @@ def _report(exc: Exception, ctx: RunContext) -> tuple[int, str]:
     # a bug or an environment failure: one line here, the traceback in train.log
     log.info("traceback:\n%s", traceback.format_exc())
     message = f"{type(exc).__name__}: {exc}"
-    print(f"nnexp: error: {message} (traceback in {ctx.run_dir / 'train.log'})", file=sys.stderr)
+    print(f"nnexp: error: {message}{log_note(ctx.run_dir)}", file=sys.stderr)  # train.log only if written
     return EXIT_FAILED, message
 
 

@@ -6,10 +6,13 @@ import os
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync it, then rename it over ``path``."""
+def atomic_write(path: Path, data: bytes, parents: bool = True) -> None:
+    """Write to a temporary file in the same folder, fsync it, then rename it over ``path``.
+
+    ``parents=False``: the folder is created if missing, but not the folders above it (a checkpoint never
+    brings back a run folder removed while the run trained)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=parents, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from nnexp.atomic import atomic_copy, atomic_write
-from nnexp.errors import ConfigError
+from nnexp.errors import ConfigError, WriteError
 
 
 def encode_checkpoint(state: dict[str, Any]) -> bytes:
@@ -23,7 +23,11 @@ def encode_checkpoint(state: dict[str, Any]) -> bytes:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    atomic_write(path, encode_checkpoint(state))
+    """``state`` to ``path`` atomically; a failed write (disk full) is WriteError naming ``path``."""
+    try:
+        atomic_write(path, encode_checkpoint(state), parents=False)
+    except OSError as exc:
+        raise WriteError(path, exc) from exc
 
 
 def snapshot(obj: Any) -> Any:
@@ -46,7 +50,8 @@ class BackgroundWriter:
     One write at a time and in order: ``submit`` first waits for the one before, so
     at most one epoch's checkpoint is in flight, and each file is replaced
     atomically (``atomic_write``) as before. A failed write is raised by the next
-    ``submit`` or ``wait``. A process killed with a write in flight keeps the
+    ``submit`` or ``wait`` (an OSError as WriteError naming the file); the thread
+    itself never raises, so no traceback reaches the terminal. A process killed with a write in flight keeps the
     previous checkpoint, which a resume continues from exactly.
     """
 
@@ -60,10 +65,14 @@ class BackgroundWriter:
         state = snapshot(state)
 
         def write() -> None:
+            path = paths[0]
             try:
-                atomic_write(paths[0], encode_checkpoint(state))
+                atomic_write(path, encode_checkpoint(state), parents=False)  # never recreates a removed run folder
                 for path in paths[1:]:  # the same checkpoint under another name (best.pt and last.pt)
                     atomic_copy(paths[0], path)
+            except OSError as exc:  # disk full, the folder removed: one line naming the file
+                self._error = WriteError(path, exc)
+                self._error.__cause__ = exc
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread by wait()
                 self._error = exc
 

@@ -48,9 +48,10 @@ COMMANDS = ("train", "report", "check")
 def main(argv: list[str] | None = None) -> None:
     try:
         # first: SIGTERM and SIGHUP while starting end with one line, like Ctrl-C (nnexp/signals.py)
+        from nnexp.output import guard_std_streams  # light: no torch, Hydra or rich
         from nnexp.signals import terminate_politely
 
-        with terminate_politely():
+        with terminate_politely(), guard_std_streams():  # a closed stdout/stderr stops printing, not the run
             _dispatch(argv)
     except KeyboardInterrupt as exc:  # Ctrl-C (or SIGTERM/SIGHUP) while starting: one line, no traceback
         signum = getattr(exc, "signum", signal.SIGINT)

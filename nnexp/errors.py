@@ -17,6 +17,30 @@ class ConfigError(NnexpError):
     exit_code = 2
 
 
+class WriteError(NnexpError):
+    """A file of the run could not be written (disk full, no permission): ``cannot write PATH: REASON``, exit 1."""
+
+    def __init__(self, path: Any, exc: BaseException, note: str = "") -> None:
+        self.path, self.reason = path, reason(exc)
+        super().__init__(f"cannot write {path}: {self.reason}{note}")
+
+
+class RunFolderGone(NnexpError):
+    """The run folder was removed (or replaced) while the run trained: nothing more can be recorded, exit 1."""
+
+    def __init__(self, run_dir: Any, when: str = "") -> None:
+        self.run_dir = run_dir
+        super().__init__(f"run folder {run_dir} was removed while training{when}; the run stopped there and "
+                         "nothing more was written")
+
+
+def reason(exc: BaseException) -> str:
+    """The OS's words for an OSError (``No space left on device``), else the exception's own text."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
 def show(value: Any) -> str:
     """A value as an override would spell it: strings quoted, so 'relu ' and relu differ visibly."""
     return repr(value) if isinstance(value, str) else str(value)

@@ -15,6 +15,8 @@ import contextlib
 import json
 import logging
 import math
+import traceback
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -25,8 +27,10 @@ from nnexp.checkpoint import BackgroundWriter, rng_state, save_checkpoint
 from nnexp.checks import split_override
 from nnexp.console import Reporter
 from nnexp.context import RunContext
+from nnexp.errors import RunFolderGone, WriteError
 from nnexp.fingerprint import DISPLAY_KEYS
 from nnexp.loop import FitResult
+from nnexp.output import RunFolder, ThreadErrors, guard_std_streams
 from nnexp.record import RunSummary, Status
 from nnexp.tracking import Tracker
 
@@ -35,14 +39,15 @@ log = logging.getLogger("nnexp")
 
 class Recorder:
     def __init__(self, parts: Components, ctx: RunContext, trainer: Any, resumed: dict[str, Any] | None) -> None:
-        """``trainer``: the run's ``trainer`` config (logging intervals, progress, checkpoints)."""
-        self.parts, self.ctx, self.resumed = parts, ctx, resumed
+        """``trainer``: the run's ``trainer`` config (logging intervals, progress, checkpoints). Nothing is
+        opened here: the files are opened on entering (inside the run's ``try``, so a failure to open them
+        still ends in summary.json)."""
+        self.parts, self.ctx, self.resumed, self.trainer = parts, ctx, resumed, trainer
         self.run_dir, self.ckpt_dir = ctx.run_dir, ctx.run_dir / "checkpoints"
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.tracker = Tracker(self.run_dir, classification=parts.objective.correct is not None,
-                               resume_epoch=parts.state.epoch if resumed else None, tensorboard=trainer.tensorboard)
-        if trainer.tensorboard and trainer.log_every_n_steps:
-            parts.settings.log_every_n_steps, parts.settings.on_step = trainer.log_every_n_steps, self.tracker.log_step
+        self.tracker: Tracker | None = None
+        self.folder: RunFolder | None = None  # the run folder as the run found it (removed while training?)
+        self.threads = ThreadErrors()  # a thread's uncaught error: into train.log, then the run's error
+        self.streams = contextlib.ExitStack()
         # the pictures live in TensorBoard only: without it none is drawn
         self.pictures_every = trainer.pictures_every if trainer.tensorboard else 0
         self.histograms_every = trainer.histograms_every if trainer.tensorboard else 0
@@ -60,6 +65,23 @@ class Recorder:
             log.info("resumed from %s: epoch %d done, step %d of the next", resumed["checkpoint"], resumed["epoch"],
                      resumed["step"])
 
+    def _open(self) -> None:
+        """The run folder, TensorBoard's event file and metrics.csv (WriteError naming the one that fails)."""
+        p, trainer = self.parts, self.trainer
+        self.threads.install()  # before TensorBoard's writer thread starts
+        # a closed stdout/stderr stops the printing, not the run (nnexp/cli.py does it for the whole command;
+        # this covers a run started from Python, or in a launcher's worker process)
+        self.streams.enter_context(guard_std_streams())
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WriteError(self.run_dir, exc) from exc
+        self.folder = RunFolder(self.run_dir)
+        self.tracker = Tracker(self.run_dir, classification=p.objective.correct is not None,
+                               resume_epoch=p.state.epoch if self.resumed else None, tensorboard=trainer.tensorboard)
+        if trainer.tensorboard and trainer.log_every_n_steps:
+            p.settings.log_every_n_steps, p.settings.on_step = trainer.log_every_n_steps, self.tracker.log_step
+
     def _title(self) -> str:
         p, r = self.parts, self.resumed
         title = (f"nnexp: {self.ctx.choices.get('model', '?')} on {p.data.name} ({len(p.data.train)} train / "
@@ -69,6 +91,7 @@ class Recorder:
         return title
 
     def __enter__(self) -> Recorder:
+        self._open()
         self.reporter.__enter__()
         return self
 
@@ -77,8 +100,13 @@ class Recorder:
 
     def epoch_end(self, epoch: int, metrics: dict[str, Any], improved: bool) -> None:
         """After every epoch (fit()'s hook); a diverged or non-finite epoch is logged but never drawn or
-        checkpointed."""
+        checkpointed.
+
+        First the run folder is checked (removed while training: RunFolderGone) and the threads (an error in
+        TensorBoard's writer thread becomes the run's): the run stops at this epoch's end at the latest."""
         model = self.parts.model
+        self.folder.check(f" (noticed at the end of epoch {epoch})")
+        self._raise_thread_error()
         self.tracker.log_epoch(epoch, metrics)
         finite = (not metrics.get("diverged") and math.isfinite(metrics["train/loss"])
                   and math.isfinite(metrics["val/loss"]))
@@ -166,12 +194,71 @@ class Recorder:
         for line in words:
             log.info(line)
 
+    def _raise_thread_error(self) -> None:
+        error = self._thread_error()
+        if error is not None:
+            raise error
+
+    def _thread_error(self) -> Exception | None:
+        """The first uncaught error of a thread, as the run's error: an OSError is the event file's (the only
+        thread that writes and does not catch its own errors is TensorBoard's)."""
+        exc = self.threads.first
+        if exc is None or self.folder is None:
+            return None
+        if isinstance(exc, OSError):
+            events = self.tracker.events_path if self.tracker is not None else None
+            return self.folder.failure(exc.filename or events or f"a TensorBoard event file in {self.run_dir}", exc)
+        return exc if isinstance(exc, Exception) else RuntimeError(f"a thread failed: {exc!r}")
+
     def close(self, summary: RunSummary) -> None:
-        """Whatever happened: the checkpoint in flight finished, the curves flushed, summary.json written."""
-        with contextlib.suppress(Exception):  # already failing: the first error is the one to report
-            self.saver.wait()
-        self.tracker.close()
-        record.write(self.run_dir, summary)
+        """Whatever happened: the checkpoint in flight finished, the curves flushed, summary.json written.
+
+        A file that cannot be written here (disk full at TensorBoard's final flush, a checkpoint, metrics.csv)
+        fails the run: summary.json says ``failed`` with that error (its numbers kept) and WriteError is
+        raised, one line naming the file. If the run is already failing, its first error stands and these
+        are only logged. A run folder removed while training gets no summary.json (nothing recreates it),
+        and the removal is the error reported, whatever else failed because of it.
+        """
+        problems = self._close_files()
+        if self.folder is not None and self.folder.gone():
+            if not (summary.error or "").startswith(RunFolderGone.__name__):
+                raise RunFolderGone(self.run_dir)
+            return
+        error = problems[0] if problems else None
+        if error is not None and summary.status is Status.FAILED:
+            error = None  # already failing: the first error is the one to report
+        elif error is not None:
+            summary = replace(summary, status=Status.FAILED, error=f"{type(error).__name__}: {error}")
+        try:
+            record.write(self.run_dir, summary)
+        except OSError as exc:
+            failed = f" (the run had failed: {summary.error})" if summary.error else ""
+            raise WriteError(self.run_dir / record.FILE, exc, failed) from exc
+        if error is not None:
+            raise error
+
+    def _close_files(self) -> list[Exception]:
+        """The checkpoint in flight, TensorBoard's event file and metrics.csv finished, each whatever the others
+        did, and the thread hook removed; what failed (a thread's error included), logged to train.log."""
+        problems: list[Exception] = []
+        for step in (self.saver.wait, self.tracker.close if self.tracker is not None else None):
+            try:
+                if step is not None:
+                    step()
+            except Exception as exc:  # noqa: BLE001 - every file gets its chance to close
+                problems.append(exc)
+        self.threads.uninstall()
+        self.streams.close()
+        first, thread_error = self.threads.first, self._thread_error()
+        if thread_error is not None and not any(p is first or p.__cause__ is first for p in problems):
+            problems.append(thread_error)
+        for problem in problems:
+            log.info("while closing the run: %s", _traceback(problem))
+        return problems
+
+
+def _traceback(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
 
 
 class NullRecorder:

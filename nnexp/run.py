@@ -23,7 +23,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from nnexp import distributed, lifecycle, resume
+from nnexp import distributed, lifecycle, resume, rundir
 from nnexp.build import Components, build, wrap
 from nnexp.checks import check_run
 from nnexp.config import check_ranges
@@ -75,6 +75,8 @@ class Run:
         if where[0] is not None:
             self._resume(where[0], restart_patience=where[1])
         self.trained = wrap(parts.model, parts.ranks, parts.device, tc.compile)
+        if parts.ranks.main:  # a folder where summary.json, metrics.csv, ... go: exit 2 now, not after training
+            rundir.check_writable(self.ctx.run_dir)
         return self
 
     def _resume(self, where: Path, restart_patience: bool) -> None:

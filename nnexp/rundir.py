@@ -1,4 +1,5 @@
-"""The run folder's housekeeping outside training: where the log goes, and what a rejected run leaves.
+"""The run folder's housekeeping outside training: where the log goes, what a rejected run leaves, and
+whether the run can write its files at all.
 
 Free of torch: the Hydra entry calls it after a config error, before any run began.
 """
@@ -6,15 +7,23 @@ Free of torch: the Hydra entry calls it after a config error, before any run beg
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
+
+from nnexp.errors import ConfigError
+from nnexp.output import RunLog
+
+# what a run writes into its folder, and what it is (the names of docs/ARCHITECTURE.md's "Run directory")
+RUN_FILES = {"summary.json": "the run record", "metrics.csv": "the curves", "train.log": "the log",
+             "checkpoints/last.pt": "the last checkpoint", "checkpoints/best.pt": "the best checkpoint"}
 
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
 
 
 def log_to(file: Path) -> None:
     """Send the run's log to ``file``, appending (Hydra's file handler was for a folder given up)."""
-    handler = logging.FileHandler(file, mode="a", delay=True)
+    handler = RunLog(file, mode="a", delay=True)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logging.getLogger().addHandler(handler)
 
@@ -45,3 +54,24 @@ def discard(run_dir: Path, keep_log: bool, lock: Any = None) -> None:
             d.rmdir()
         except OSError:
             break
+
+
+def check_writable(run_dir: Path) -> None:
+    """Before training: the run folder is a writable folder, and no folder sits where the run writes a file
+    (summary.json, metrics.csv, train.log, the checkpoints), which would otherwise be found only after the
+    whole training. ConfigError naming the path (exit 2)."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"run folder {run_dir} is a file, not a folder; choose another hydra.run.dir")
+    for name, what in RUN_FILES.items():
+        path = run_dir / name
+        if path.is_dir():
+            raise ConfigError(f"{path} is a folder, but the run writes {what} there; move it away or choose "
+                              "another hydra.run.dir")
+    ckpts = run_dir / "checkpoints"
+    if ckpts.exists() and not ckpts.is_dir():
+        raise ConfigError(f"{ckpts} is a file, but the run keeps its checkpoints in a folder of that name; move it "
+                          "away or choose another hydra.run.dir")
+    for folder in (run_dir, ckpts):
+        if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError(f"folder {folder} is not writable; choose another hydra.run.dir")

@@ -8,10 +8,13 @@ every run and a sweep lines up in the HPARAMS tab.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import io
 import math
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,8 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from nnexp.atomic import atomic_write
+from nnexp.errors import WriteError
+from nnexp.output import RunFolder
 
 CSV_COLUMNS = ("epoch", "train/loss", "val/loss", "train/acc", "val/acc", "lr", "seconds",
                "grad_norm/first_layer", "grad_norm/last_layer")
@@ -31,57 +36,125 @@ HPARAM_METRICS = ("best/val/loss", "best/val/acc", "final/train/loss", "final/va
 HISTOGRAM_BINS = 30  # equal-width buckets between a tensor's min and max
 
 
+def _events(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A Tracker method writing TensorBoard events: an OSError (the writer thread's, raised again by the next
+    call) becomes WriteError naming the event file."""
+
+    @functools.wraps(method)
+    def guarded(self: Tracker, *args: Any, **kwargs: Any) -> Any:
+        with self._writing(None):
+            return method(self, *args, **kwargs)
+
+    return guarded
+
+
 class Tracker:
     def __init__(self, run_dir: Path, *, classification: bool, resume_epoch: int | None = None,
                  tensorboard: bool = True) -> None:
         """``resume_epoch``: continuing a run whose checkpoint is at that epoch. Anything logged after it (a
         kill can land between logging an epoch and saving its checkpoint) is dropped: CSV rows here, and
         TensorBoard events through ``purge_step``, so the curves read as one uninterrupted run.
-        ``tensorboard=False``: no event file; metrics.csv is written all the same."""
+        ``tensorboard=False``: no event file; metrics.csv is written all the same.
+
+        A file that cannot be written (disk full) raises WriteError naming it, here and in every method;
+        RunFolderGone if the run folder was removed (nnexp/output.py)."""
         self.run_dir = Path(run_dir)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WriteError(self.run_dir, exc) from exc
+        self.folder = RunFolder(self.run_dir)
+        self.csv_path = self.run_dir / "metrics.csv"
+        self.writer: Any = _NoWriter()
+        self._csv_file = None
+        try:
+            self._open(classification, resume_epoch, tensorboard)
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _open(self, classification: bool, resume_epoch: int | None, tensorboard: bool) -> None:
         purge = None if resume_epoch is None else resume_epoch + 1
         # events are buffered and written by the writer's own thread (at flush, or every flush_secs)
-        self.writer = (SummaryWriter(log_dir=str(self.run_dir), flush_secs=30, purge_step=purge)
-                       if tensorboard else _NoWriter())
+        if tensorboard:
+            with self._writing(None):
+                self.writer = SummaryWriter(log_dir=str(self.run_dir), flush_secs=30, purge_step=purge)
         # one chart overlaying train and val loss, one for accuracy: the overfitting picture
         layout = {"curves": {"loss": ["Multiline", ["train/loss", "val/loss"]]}}
         if classification:
             layout["curves"]["accuracy"] = ["Multiline", ["train/acc", "val/acc"]]
-        self.writer.add_custom_scalars(layout)
-        path = self.run_dir / "metrics.csv"
-        kept = _rows_up_to(path, resume_epoch) if resume_epoch is not None else []
-        if kept:  # rewritten whole (atomically), then appended to
-            text = io.StringIO()
-            csv.writer(text).writerows([list(CSV_COLUMNS), *kept])
-            atomic_write(path, text.getvalue().encode())
-        self._csv_file = open(path, "a" if kept else "w", newline="")  # noqa: SIM115 - open for the run
-        self._csv = csv.writer(self._csv_file)
-        if not kept:
-            self._csv.writerow(CSV_COLUMNS)
-        self._csv_file.flush()
+        with self._writing(None):
+            self.writer.add_custom_scalars(layout)
+        path = self.csv_path
+        with self._writing(path):
+            kept = _rows_up_to(path, resume_epoch) if resume_epoch is not None else []
+            if kept:  # rewritten whole (atomically), then appended to
+                text = io.StringIO()
+                csv.writer(text).writerows([list(CSV_COLUMNS), *kept])
+                atomic_write(path, text.getvalue().encode())
+            self._csv_file = open(path, "a" if kept else "w", newline="")  # noqa: SIM115 - open for the run
+            self._csv = csv.writer(self._csv_file)
+            if not kept:
+                self._csv.writerow(CSV_COLUMNS)
+            self._csv_file.flush()
+
+    @property
+    def events_path(self) -> Path | None:
+        """This run's TensorBoard event file; if the writer did not start, the newest of this process (or None)."""
+        name = None
+        if not isinstance(self.writer, _NoWriter):  # the file tensorboard's EventFileWriter opened
+            name = getattr(getattr(getattr(self.writer, "file_writer", None), "event_writer", None), "_file_name",
+                           None)
+        if name is None:
+            mine = sorted(self.run_dir.glob(f"events.out.tfevents.*.{os.getpid()}.*"), key=lambda p: p.name)
+            return mine[-1] if mine else None
+        return Path(name)
+
+    @contextlib.contextmanager
+    def _writing(self, path: Path | None) -> Iterator[None]:
+        """An OSError inside becomes WriteError naming ``path`` (None: the event file), or RunFolderGone."""
+        try:
+            yield
+        except OSError as exc:
+            target = path if path is not None else (self.events_path or f"a TensorBoard event file in {self.run_dir}")
+            raise self.folder.failure(target, exc) from exc
+
+    def _abandon(self) -> None:
+        """After a failed start: no writer thread or open file left behind; their errors are not news."""
+        with contextlib.suppress(Exception):
+            self.writer.close()
+        if self._csv_file is not None:
+            with contextlib.suppress(Exception):
+                self._csv_file.close()
 
     def log_epoch(self, epoch: int, metrics: dict[str, float | None]) -> None:
-        for tag in SCALARS:
-            value = metrics.get(tag)
-            if value is not None:
-                self.writer.add_scalar(tag, value, epoch)
-        self._csv.writerow([epoch] + [_cell(metrics.get(c)) for c in CSV_COLUMNS[1:]])
-        self._csv_file.flush()
+        with self._writing(None):
+            for tag in SCALARS:
+                value = metrics.get(tag)
+                if value is not None:
+                    self.writer.add_scalar(tag, value, epoch)
+        with self._writing(self.csv_path):
+            self._csv.writerow([epoch] + [_cell(metrics.get(c)) for c in CSV_COLUMNS[1:]])
+            self._csv_file.flush()
 
+    @_events
     def log_step(self, step: int, loss: torch.Tensor) -> None:
         """``train/loss_step``: one mini-batch's loss at a global optimizer step (trainer.log_every_n_steps)."""
         self.writer.add_scalar("train/loss_step", loss.item(), step)
 
+    @_events
     def log_scalars(self, prefix: str, values: dict[str, float], step: int) -> None:
         """``<prefix>/<name>`` for each finite value (the environment evaluations of rl datasets: eval/...)."""
         for name, value in values.items():
             if math.isfinite(value):
                 self.writer.add_scalar(f"{prefix}/{name}", value, step)
 
+    @_events
     def log_image(self, tag: str, image: np.ndarray, step: int) -> None:
         """``image``: (H, W, 3) uint8, as nnexp.pictures draws them."""
         self.writer.add_image(tag, image, step, dataformats="HWC")
 
+    @_events
     def log_histograms(self, params: Iterable[tuple[str, torch.nn.Parameter]], step: int) -> None:
         """``weights/<name>`` and ``grads/<name>`` (the gradient of the last optimizer step) per parameter."""
         for name, p in params:
@@ -89,6 +162,7 @@ class Tracker:
             if p.grad is not None:
                 self._histogram(f"grads/{name}", p.grad, step)
 
+    @_events
     def log_grad_norms(self, params: Iterable[tuple[str, torch.nn.Parameter]], step: int) -> None:
         """``grad_norm/<name>``: L2 norm of each parameter's gradient from the last optimizer step.
 
@@ -119,9 +193,11 @@ class Tracker:
                                       sum_squares=v.dot(v).item(), bucket_limits=edges.tolist(),
                                       bucket_counts=[0.0, *counts.tolist()], global_step=step)
 
+    @_events
     def log_text(self, tag: str, text: str) -> None:
         self.writer.add_text(tag, text)
 
+    @_events
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float | None], step: int) -> None:
         """Write the hparams entry into this run's own event file (not a timestamped subfolder)."""
         values = {k: v for k, v in metrics.items() if v is not None and math.isfinite(v)}
@@ -133,13 +209,30 @@ class Tracker:
             self.writer.add_scalar(tag, value, step)
 
     def flush(self) -> None:
-        self.writer.flush()
-        self._csv_file.flush()
+        with self._writing(None):
+            self.writer.flush()
+        with self._writing(self.csv_path):
+            self._csv_file.flush()
 
     def close(self) -> None:
-        self.writer.flush()
-        self.writer.close()
-        self._csv_file.close()
+        """Flush and close both files, each whatever the other did; the first failure is raised."""
+        first: Exception | None = None
+        try:
+            with self._writing(None):
+                self.writer.flush()  # raises what the writer's thread met while writing
+                self.writer.close()
+        except Exception as exc:  # noqa: BLE001 - the metrics still get their chance
+            first = exc
+            with contextlib.suppress(Exception):
+                self.writer.close()
+        try:
+            with self._writing(self.csv_path):
+                if self._csv_file is not None:
+                    self._csv_file.close()  # closed even when its last flush fails: nothing left for exit
+        except Exception as exc:  # noqa: BLE001
+            first = first or exc
+        if first is not None:
+            raise first
 
 
 def _rows_up_to(path: Path, epoch: int) -> list[list[str]]:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from nnexp.checkpoint import atomic_write, load_checkpoint, save_checkpoint
-from nnexp.errors import ConfigError
+from nnexp.errors import ConfigError, WriteError
 from nnexp.models.mlp import MLP
 
 
@@ -226,8 +226,9 @@ def test_background_writer_hands_a_failed_write_to_the_caller(tmp_path, monkeypa
     from nnexp import checkpoint
 
     writer = checkpoint.BackgroundWriter()
-    monkeypatch.setattr(checkpoint, "atomic_write", lambda path, data: (_ for _ in ()).throw(OSError("disk full")))
+    monkeypatch.setattr(checkpoint, "atomic_write",
+                        lambda path, data, **kw: (_ for _ in ()).throw(OSError("disk full")))
     writer.submit({"model": {}}, [tmp_path / "last.pt"])
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(WriteError, match=re.escape(f"cannot write {tmp_path / 'last.pt'}: disk full")):
         writer.wait()
     writer.wait()  # reported once
