@@ -227,15 +227,18 @@ def _claimed(cfg: DictConfig, ctx: RunContext, claim: lifecycle.Claim, made_log:
         code, message = _report(exc, ctx)
         if ctx.multirun and claim.new_folder:  # the sweep keeps a record of the job: its table and reports list it
             record.write(ctx.run_dir, _failed(cfg, ctx, message))
-        elif claim.new_folder:  # nothing is left half-written; a folder that held a run is left as it was
-            rundir.discard(ctx.run_dir, keep_log=not made_log and code != EXIT_USAGE, lock=claim.lock)
+        elif claim.new_folder and code == EXIT_USAGE:  # nothing left half-written (a crash keeps its train.log);
+            rundir.discard(ctx.run_dir, keep_log=not made_log, lock=claim.lock)  # a folder that held a run: as it was
         return _end(code, ctx)
     try:
         _save_config(cfg, ctx.run_dir)
-    except OSError as exc:
-        print(_folder_line(exc, ctx), file=sys.stderr)
-        if claim.new_folder:
+    except (OSError, KeyboardInterrupt) as exc:
+        if claim.new_folder:  # what this command made goes: the config files, then the folder
+            _remove_saved_config(ctx.run_dir)
             rundir.discard(ctx.run_dir, keep_log=not made_log, lock=claim.lock)
+        if isinstance(exc, KeyboardInterrupt):
+            raise _interrupted(exc) from None
+        print(_folder_line(exc, ctx), file=sys.stderr)
         return _end(EXIT_USAGE, ctx)
     try:
         summary = job.train()
@@ -271,6 +274,16 @@ def _refused(exc: NnexpError, ctx: RunContext, made_log: bool) -> float | None:
     if not lifecycle.holds_run(ctx.run_dir):
         rundir.discard(ctx.run_dir, keep_log=not made_log)
     return _end(exc.exit_code, ctx)
+
+
+def _remove_saved_config(run_dir: Path) -> None:
+    """Undo :func:`_save_config` in a folder this command made (a signal or error before the run began)."""
+    subdir = run_dir / os.environ.get(OUTPUT_SUBDIR_ENV, ".hydra")
+    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+        with contextlib.suppress(OSError):
+            (subdir / name).unlink()
+    with contextlib.suppress(OSError):
+        subdir.rmdir()
 
 
 def _folder_line(exc: OSError, ctx: RunContext) -> str:

@@ -96,11 +96,11 @@ class Run:
     def train(self) -> RunSummary:
         """Fit, then say how it went; the record is written whatever happens (by rank 0 under DDP)."""
         p, ctx = self.parts, self.ctx
-        recorder = Recorder(p, ctx, self.cfg.trainer, self.resumed) if p.ranks.main else NullRecorder()
-        started = time.perf_counter()
-        summary = self.identity()
-        # the signal handlers stay until summary.json is written: a signal after the run ended changes nothing
+        # from the first line to summary.json a signal is a polite stop: a signal after the run ended changes nothing
         with StopSignals() as signals:
+            recorder = Recorder(p, ctx, self.cfg.trainer, self.resumed) if p.ranks.main else NullRecorder()
+            started = time.perf_counter()
+            summary = self.identity()
             try:
                 with recorder:
                     result = fit(self.trained, p.data, p.objective, p.optimizer, p.scheduler, p.settings, p.stopper,

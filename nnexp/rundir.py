@@ -44,8 +44,8 @@ def discard(run_dir: Path, keep_log: bool, lock: Any = None) -> None:
     close_log(run_dir)
     if lock is not None:
         lock.remove()
-    if not keep_log:
-        (run_dir / "train.log").unlink(missing_ok=True)
+    if not keep_log and (run_dir / "train.log").is_file():
+        (run_dir / "train.log").unlink()
     # only ever removes empty folders: the run dir, then its parents as long as they are inside the cwd
     cwd = Path.cwd().resolve()
     parents = [d for d in run_dir.resolve().parents if cwd in d.parents]
