@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from nnexp import record, rundir, sweep
+from nnexp import record, rundir, sweep, sweep_workers
 from nnexp.context import RunContext
 from nnexp.errors import (
     EXIT_DIVERGED,
@@ -65,7 +65,8 @@ def train(args: list[str]) -> int:
     sys.stderr = held
     sweep_dir = None
     try:
-        app()
+        with sweep_workers.main_process():  # jobs run by other processes stop with this one, never outlive it
+            app()
         sweep_dir = _sweep_dir()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_FAILED)
@@ -108,6 +109,7 @@ def task(cfg: DictConfig) -> float | None:
     exit code comes from all of them (nnexp/sweep.py). Returns the job's best monitored
     value (what Optuna minimizes).
     """
+    sweep_workers.job_starts()  # in a launcher's worker process: stop with the sweep, never outlive it
     ctx = context()
     if ctx.multirun:  # the same sweep run again: a job already done for this very config is not run twice
         done = _done_before(cfg, ctx)

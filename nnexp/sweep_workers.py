@@ -1,0 +1,349 @@
+"""A parallel sweep's worker processes stop with it and never outlive it (joblib/loky, submitit_local).
+
+Left to themselves, loky's workers and submitit's job processes run on when the sweep's main process
+gets a signal or dies. Two sides, joined by two environment variables that the main process exports
+before Hydra launches anything (:func:`main_process`, in ``app.train``) and every worker inherits:
+
+- **the main process**: the first SIGINT or SIGTERM asks the jobs running elsewhere to stop after
+  their current step, waits until they did (their records say interrupted, resumable), exits 130 / 143;
+  Ctrl-C again stops at once. Where no job ran elsewhere (one run, the basic launcher), the signal
+  goes to the handler there was before.
+- **a worker** (:func:`job_starts`, in ``app.task``): a daemon thread checks every ``POLL_S`` that the
+  main process is still its ancestor and whether it asked for a stop, which it passes on to the job as
+  the same signal unless the job got one itself (Ctrl-C reaches every process of the terminal's group;
+  a second SIGINT would mean "at once"). Once the main process is gone (SIGKILL, a crash), the job is
+  asked to stop with SIGTERM and the worker exits when the job ended (``GRACE_S`` at most), at once
+  when idle. No job starts after a stop was asked for or the main process died.
+
+The control folder (a temporary folder, ``CONTROL_ENV``) holds ``stop`` (the signal's number, from the
+main process) and ``jobs/<pid>`` (there while that worker runs a job). The process tree is read from
+/proc (Linux); elsewhere a worker only checks that the main process exists. No torch, no Hydra.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from types import CodeType, FrameType
+
+from nnexp.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
+
+PARENT_ENV = "NNEXP_SWEEP_PARENT"  # pid of the sweep's main process
+CONTROL_ENV = "NNEXP_SWEEP_CONTROL"  # its control folder
+POLL_S = 0.25  # how often a worker looks at its main process
+GRACE_S = 10.0  # a worker whose main process died: longest it waits for its job to stop
+WAIT_S = 60.0  # the main process after a signal: longest it waits for the jobs to stop
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _code(signum: int) -> int:
+    return EXIT_INTERRUPTED if signum == signal.SIGINT else EXIT_TERMINATED
+
+
+def _say(line: str) -> None:
+    stream = sys.__stderr__ or sys.stderr  # not Hydra's held stderr: this is for now
+    with contextlib.suppress(OSError, ValueError):
+        print(line, file=stream, flush=True)
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state, parent pid) of a process, or None when it is gone or /proc cannot say."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[-1].split()  # after the command name, which may hold spaces
+    return fields[0], int(fields[1])
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    """Whether process ``pid`` is alive (not a zombie) and ``ancestor`` is among its ancestors.
+
+    A process whose parent dies is given another parent at once, so this is false from the moment
+    ``ancestor`` died, and a reused pid is never mistaken for it."""
+    if not Path("/proc/self/stat").exists():
+        return all(_exists(p) for p in (pid, ancestor))
+    stat = _stat(pid)
+    if stat is not None and stat[0] in ("Z", "X"):
+        return False
+    while stat is not None and stat[1] > 1:
+        if stat[1] == ancestor:
+            return True
+        stat = _stat(stat[1])
+    return False
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's: it exists
+        pass
+    return True
+
+
+class _MainProcess:
+    """SIGINT/SIGTERM in the process that runs ``nnexp train``, for jobs that run in other processes."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.control = Path(tempfile.gettempdir()) / f"nnexp-sweep-{self.pid}-{uuid.uuid4().hex[:8]}"
+        self.previous: dict[int, object] = {}
+        self.environ = {name: os.environ.get(name) for name in (PARENT_ENV, CONTROL_ENV)}
+        self.signum: int | None = None
+
+    def __enter__(self) -> _MainProcess:
+        os.environ[PARENT_ENV] = str(self.pid)
+        os.environ[CONTROL_ENV] = str(self.control)
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                self.previous[sig] = signal.signal(sig, self.handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        for name, value in self.environ.items():
+            os.environ.pop(name, None)
+            os.environ.update({name: value} if value is not None else {})
+        shutil.rmtree(self.control, ignore_errors=True)
+
+    def workers(self) -> list[int]:
+        """The workers of this sweep running a job now."""
+        jobs = self.control / "jobs"
+        names = os.listdir(jobs) if jobs.is_dir() else []
+        return [int(n) for n in names if n.isdigit() and _descends_from(int(n), self.pid)]
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        # Jobs run elsewhere once a worker has started one (it made jobs/). Before that (workers still
+        # starting) and in a process that runs its jobs itself, the signal does what it did before;
+        # a worker whose main process is gone runs no job.
+        jobs_elsewhere = (self.control / "jobs").is_dir()
+        if os.getpid() != self.pid or (self.signum is None and not jobs_elsewhere):
+            return self._pass_on(signum, frame)
+        if self.signum is not None:  # a second signal while the jobs stop
+            if signum == signal.SIGINT:
+                _say("nnexp: interrupted")
+                raise SystemExit(EXIT_INTERRUPTED)  # the launcher ends its workers at once
+            return None
+        self.signum = signum
+        with contextlib.suppress(OSError):
+            self.control.mkdir(parents=True, exist_ok=True)
+            (self.control / "stop.tmp").write_text(str(signum))
+            os.replace(self.control / "stop.tmp", self.control / "stop")
+        name = signal.Signals(signum).name
+        _say(f"nnexp: {name}: the sweep's running jobs stop after their current step (interrupted, "
+             "resumable); Ctrl-C again stops them at once")
+        deadline = time.monotonic() + WAIT_S
+        while self.workers() and time.monotonic() < deadline:
+            time.sleep(POLL_S / 2)
+        left = len(self.workers())
+        _say(f"nnexp: {left} job(s) still running after {WAIT_S:.0f} s: stopping them now" if left else
+             "nnexp: the sweep stopped; run the same command again to continue it")
+        raise SystemExit(_code(signum))
+
+    def _pass_on(self, signum: int, frame: FrameType | None) -> None:
+        """What the handler before this one would have done."""
+        previous = self.previous.get(signum, signal.SIG_DFL)
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)  # ends the process, as before this handler
+            signal.signal(signum, self.handle)
+
+
+def main_process() -> _MainProcess:
+    """Around Hydra's launch in the process that runs ``nnexp train`` (a context manager): export who
+    the sweep's main process is, and stop the jobs that run in other processes on SIGINT/SIGTERM.
+    On leaving, the environment and the handlers are as before."""
+    return _MainProcess()
+
+
+class _Watcher:
+    """In a worker process: the thread that watches the sweep's main process for this process's jobs."""
+
+    def __init__(self, parent: int, control: Path) -> None:
+        self.pid, self.parent, self.control = os.getpid(), parent, control
+        self.lock = threading.Lock()
+        self.main_ident = threading.main_thread().ident
+        self.job: CodeType | None = None  # the code of the function that runs the job
+        self.seen: set[int] = set()  # stop signals that reached this process during the job
+        self.asked: int | None = None  # the signal this thread sent to the job, 0: none was needed
+        self.handlers: list[object] = []  # the handlers that got it
+        self.orphaned: float | None = None  # when the main process was found gone
+        self.wakeup = self._wakeup_fd()
+        threading.Thread(target=self._run, name="nnexp-sweep-watch", daemon=True).start()
+
+    @staticmethod
+    def _wakeup_fd() -> int | None:
+        """Python writes each signal's number to this pipe as it arrives: the thread learns which
+        stop signals the job got by itself. None where it cannot be had (another user of it)."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        read, write = os.pipe()
+        os.set_blocking(read, False)
+        os.set_blocking(write, False)
+        previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        if previous == -1:
+            return read
+        signal.set_wakeup_fd(previous)  # someone else's: left to them
+        os.close(read)
+        os.close(write)
+        return None
+
+    def job_starts(self, job: CodeType) -> None:
+        self._drain()  # signals from before this job are not this job's
+        with self.lock:
+            self.job, self.seen, self.asked, self.handlers = job, set(), None, []
+            self._register(True)  # before looking for a stop: the main process sees the job, or the job the stop
+        if not _descends_from(self.pid, self.parent):
+            self._register(False)
+            _say("nnexp: the sweep's main process is gone: this worker ends")
+            self._exit()
+        stop = self._stop_asked()
+        if stop:  # the sweep is stopping: no new job
+            with self.lock:
+                self.job = None
+                self._register(False)
+            raise SystemExit(_code(stop))
+
+    def _register(self, running: bool) -> None:
+        path = self.control / "jobs" / str(self.pid)
+        with contextlib.suppress(OSError):
+            if running:
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                path.touch()
+            else:
+                path.unlink(missing_ok=True)
+
+    def _stop_asked(self) -> int:
+        with contextlib.suppress(OSError, ValueError):
+            if (signum := int((self.control / "stop").read_text())) in STOP_SIGNALS:
+                return signum
+        return 0
+
+    def _job_running(self) -> bool:
+        """Whether the function that runs the job is still on the main thread's stack."""
+        frame = sys._current_frames().get(self.main_ident)
+        while frame is not None:
+            if frame.f_code is self.job:
+                return True
+            frame = frame.f_back
+        return False
+
+    def _wait_for_signals(self, timeout: float) -> None:
+        if self.wakeup is None:
+            time.sleep(timeout)
+            return
+        with contextlib.suppress(OSError, ValueError):
+            if select.select([self.wakeup], [], [], timeout)[0]:
+                arrived = self._drain()
+                with self.lock:
+                    self.seen.update(b for b in arrived if b in STOP_SIGNALS)
+
+    def _drain(self) -> bytes:
+        arrived = chunk = b"-"
+        while self.wakeup is not None and chunk:
+            try:
+                chunk = os.read(self.wakeup, 512)
+            except OSError:  # BlockingIOError: nothing more
+                break
+            arrived += chunk
+        return arrived[1:]
+
+    def _run(self) -> None:
+        while True:
+            self._wait_for_signals(POLL_S)
+            with self.lock:  # the job ended: unregistered before the next one registers
+                running = self.job is not None and self._job_running()
+                if not running and self.job is not None:
+                    self.job = None
+                    self._register(False)
+            if not _descends_from(self.pid, self.parent):
+                self._orphan(running)
+            elif running and (stop := self._stop_asked()):
+                self._ask_job_to_stop(stop)
+
+    def _orphan(self, running: bool) -> None:
+        """The main process is gone: the job stops as on SIGTERM, then this process ends."""
+        now = time.monotonic()
+        if self.orphaned is None:
+            self.orphaned = now
+            if running:
+                _say(f"nnexp: the sweep's main process (pid {self.parent}) is gone: stopping this job")
+        if not running or now - self.orphaned > GRACE_S:
+            shutil.rmtree(self.control, ignore_errors=True)
+            self._exit()
+        self._ask_job_to_stop(signal.SIGTERM)
+
+    def _ask_job_to_stop(self, signum: int) -> None:
+        """Pass a stop on to the job, as the signal a single run would get. Called at every poll."""
+        with self.lock:
+            if self.asked is None and self.seen:  # the job got one itself: a second SIGINT means "at once"
+                self.asked = 0
+            asked = self.asked
+        if asked is None:
+            if self.wakeup is None:  # no way to tell whether Ctrl-C reached the job too: SIGTERM is safe twice
+                signum = signal.SIGTERM
+            # Only to a Python handler: the default action would end the process before the job
+            # writes its record (loky's workers have SIGTERM's default while a job starts or ends).
+            if callable(signal.getsignal(signum)):
+                self._send(signum)
+        elif (asked == signal.SIGTERM and not _nnexp_handler(self.handlers[-1])
+              and _nnexp_handler(signal.getsignal(signal.SIGTERM))):
+            # It went to a handler that is not nnexp's (submitit ignores SIGTERM around the job):
+            # now that nnexp's own is in place (training started), that one hears it too.
+            self._send(signal.SIGTERM)
+
+    def _send(self, signum: int) -> None:
+        handler = signal.getsignal(signum)
+        with self.lock:
+            self.asked = signum
+            self.handlers.append(handler)
+        os.kill(self.pid, signum)
+
+    def _exit(self) -> None:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(EXIT_TERMINATED)
+
+
+def _nnexp_handler(handler: object) -> bool:
+    return callable(handler) and str(getattr(handler, "__module__", "")).startswith("nnexp.")
+
+
+_WATCHER: _Watcher | None = None
+
+
+def _sweep_parent() -> tuple[int, Path] | None:
+    """The sweep's main process and control folder, when this process is one of its workers."""
+    pid, control = os.environ.get(PARENT_ENV, ""), os.environ.get(CONTROL_ENV, "")
+    if not pid.isdigit() or not control or int(pid) == os.getpid():
+        return None
+    return int(pid), Path(control)
+
+
+def job_starts() -> None:
+    """At the start of each job, called by the function that runs the job (the job runs as long as
+    that function is on the main thread's stack). In a worker of a parallel sweep: watch the sweep's
+    main process (one thread per process), and refuse the job when the sweep is stopping or gone.
+    Nothing happens in the main process itself."""
+    found = _sweep_parent()
+    if found is None:
+        return
+    global _WATCHER
+    if _WATCHER is None or _WATCHER.pid != os.getpid():
+        _WATCHER = _Watcher(*found)
+    _WATCHER.job_starts(sys._getframe(1).f_code)
