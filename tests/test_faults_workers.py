@@ -2,10 +2,11 @@
 
 Each test starts a real `nnexp train -m` sweep of two long jobs with a launcher that runs them in other
 processes (joblib's loky workers, submitit_local's job processes), waits until both jobs train, notes
-every process of the sweep, and signals the sweep's main process only. SIGTERM/SIGINT: the jobs end as
-a signal ends a single run (status interrupted, resumable) and the command exits 143/130 with no process
+every process of the sweep, and signals the sweep's main process. SIGTERM/SIGINT: the jobs end as a
+signal ends a single run (status interrupted, resumable) and the command exits 143/130 with no process
 left. SIGKILL: no worker outlives the main process by more than a few seconds, and the same command run
-again continues the jobs instead of skipping them. Linux (/proc).
+again continues the jobs instead of skipping them. Before the fix, loky's workers and submitit's job
+processes trained on after the main process was gone. Linux (/proc).
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def _rows(job: Path) -> int:
         return 0
 
 
-def _wait_until_training(sweep: Sweep, more_than: dict[Path, int] | None = None, timeout: float = 90) -> dict[Path, int]:
+def _wait_until_training(sweep: Sweep, more_than: dict[Path, int] | None = None, timeout: float = 240) -> dict[Path, int]:
     """Both jobs have written epochs (more than ``more_than``); their rows now."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -164,51 +165,25 @@ def _assert_stopped_like_a_run(jobs: list[Path], signal_name: str, sweep: Sweep)
     return summaries
 
 
-@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
-def test_sigterm_to_the_sweep_stops_its_jobs_as_a_run_and_leaves_no_worker(launcher, tmp_path, sweeps):
+@pytest.mark.parametrize(("launcher", "signum"), [("joblib", signal.SIGTERM), ("submitit_local", signal.SIGINT)])
+def test_a_signal_to_the_sweep_stops_its_jobs_as_a_run_and_leaves_no_worker(launcher, signum, tmp_path, sweeps):
+    """`kill PID` (or a scheduler's SIGTERM) reaches the main process only: it passes the signal on."""
     _plugin(launcher)
     sweep = Sweep(tmp_path, launcher, "first")
     sweeps.append(sweep)
     _wait_until_training(sweep)
     processes = _workers(sweep)
-    os.kill(sweep.proc.pid, signal.SIGTERM)  # the main process only, as `kill PID` or a scheduler does
-    assert sweep.wait() == 143, sweep.output()
+    os.kill(sweep.proc.pid, signum)  # the main process only
+    assert sweep.wait() == 128 + signum, sweep.output()
     _assert_all_gone(processes, sweep, within=5)  # the command waited for its jobs: nothing is left behind
-    _assert_stopped_like_a_run(_jobs(tmp_path), "SIGTERM", sweep)
+    summaries = _assert_stopped_like_a_run(_jobs(tmp_path), signal.Signals(signum).name, sweep)
+    assert all(s["error"] is None for s in summaries), summaries  # after a step, not by KeyboardInterrupt
     assert "the sweep stopped; run the same command again to continue it" in sweep.err.read_text()
 
 
-def test_sigint_to_the_sweep_stops_its_jobs_as_ctrl_c_stops_a_run(tmp_path, sweeps):
+def test_sigkill_of_the_sweep_leaves_no_worker_and_the_same_command_continues_its_jobs(tmp_path, sweeps):
     _plugin("joblib")
     sweep = Sweep(tmp_path, "joblib", "first")
-    sweeps.append(sweep)
-    _wait_until_training(sweep)
-    processes = _workers(sweep)
-    os.kill(sweep.proc.pid, signal.SIGINT)  # not the group: the workers hear of it from the main process only
-    assert sweep.wait() == 130, sweep.output()
-    _assert_all_gone(processes, sweep, within=5)
-    _assert_stopped_like_a_run(_jobs(tmp_path), "SIGINT", sweep)
-
-
-def test_ctrl_c_reaching_the_whole_group_stops_each_job_once(tmp_path, sweeps):
-    """Ctrl-C in a terminal signals every process of the group: the jobs get SIGINT from it, and the
-    main process must not pass on a second one (that would mean "stop at once")."""
-    _plugin("joblib")
-    sweep = Sweep(tmp_path, "joblib", "first")
-    sweeps.append(sweep)
-    _wait_until_training(sweep)
-    processes = _workers(sweep)
-    os.killpg(sweep.proc.pid, signal.SIGINT)
-    assert sweep.wait() == 130, sweep.output()
-    _assert_all_gone(processes, sweep, within=5)
-    summaries = _assert_stopped_like_a_run(_jobs(tmp_path), "SIGINT", sweep)
-    assert all(s["error"] is None for s in summaries), summaries  # stopped after a step, not by KeyboardInterrupt
-
-
-@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
-def test_sigkill_of_the_sweep_leaves_no_worker_and_the_command_continues_its_jobs(launcher, tmp_path, sweeps):
-    _plugin(launcher)
-    sweep = Sweep(tmp_path, launcher, "first")
     sweeps.append(sweep)
     _wait_until_training(sweep)
     processes = _workers(sweep)
@@ -216,15 +191,34 @@ def test_sigkill_of_the_sweep_leaves_no_worker_and_the_command_continues_its_job
     assert sweep.wait() == -signal.SIGKILL
     _assert_all_gone(processes, sweep)
     jobs = _jobs(tmp_path)
-    # the workers stopped their jobs as SIGTERM stops a run before they ended: records and checkpoints
+    # before they ended, the workers stopped their jobs as SIGTERM stops a run: records and checkpoints
     epochs = [s["epochs_run"] for s in _assert_stopped_like_a_run(jobs, "SIGTERM", sweep)]
 
-    again = Sweep(tmp_path, launcher, "again")  # the same command: the same sweep, its jobs continued
+    again = Sweep(tmp_path, "joblib", "again")  # the same command: the same sweep, its jobs continued
     sweeps.append(again)
     rows = _wait_until_training(again, more_than={job: _rows(job) for job in jobs})
     assert _jobs(tmp_path) == jobs and set(rows) == set(jobs)
-    os.kill(again.proc.pid, signal.SIGTERM)
-    assert again.wait() == 143, again.output()
-    summaries = _assert_stopped_like_a_run(jobs, "SIGTERM", again)
+    processes = _workers(again)
+    # Ctrl-C in a terminal signals every process of its group: each job gets SIGINT from it, and the
+    # main process must not pass on a second one (that would mean "stop at once")
+    os.killpg(again.proc.pid, signal.SIGINT)
+    assert again.wait() == 130, again.output()
+    _assert_all_gone(processes, again, within=5)
+    summaries = _assert_stopped_like_a_run(jobs, "SIGINT", again)
+    assert all(s["error"] is None for s in summaries), summaries  # after a step, not by KeyboardInterrupt
     assert [s["resumed_from"]["epoch"] for s in summaries] == epochs  # continued where each one stopped
-    assert "already done" not in again.out.read_text()
+    assert "already done (" not in again.out.read_text()  # no job skipped as finished
+
+
+def test_sigkill_of_a_submitit_sweep_leaves_no_job_process(tmp_path, sweeps):
+    """submitit_local: a controller process per job, the job in a process below it."""
+    _plugin("submitit_local")
+    sweep = Sweep(tmp_path, "submitit_local", "first")
+    sweeps.append(sweep)
+    _wait_until_training(sweep)
+    processes = _workers(sweep)
+    assert len(processes) == 4, processes
+    os.kill(sweep.proc.pid, signal.SIGKILL)
+    assert sweep.wait() == -signal.SIGKILL
+    _assert_all_gone(processes, sweep)
+    _assert_stopped_like_a_run(_jobs(tmp_path), "SIGTERM", sweep)
