@@ -222,3 +222,31 @@ def test_sigkill_of_a_submitit_sweep_leaves_no_job_process(tmp_path, sweeps):
     assert sweep.wait() == -signal.SIGKILL
     _assert_all_gone(processes, sweep)
     _assert_stopped_like_a_run(_jobs(tmp_path), "SIGTERM", sweep)
+
+
+def test_where_no_job_runs_elsewhere_the_signals_do_what_they_did_before(tmp_path):
+    """One run, or the basic launcher: the main process's handler passes each signal on to the one before
+    it (SIGTERM's default ends the process, Ctrl-C raises KeyboardInterrupt), and leaving puts back the
+    handlers and the environment."""
+    code = """if True:
+        import os, signal, sys, time
+        from nnexp import sweep_workers
+        before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM), os.environ.get("NNEXP_SWEEP_PARENT")
+        with sweep_workers.main_process():
+            assert os.environ["NNEXP_SWEEP_PARENT"] == str(os.getpid())
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)
+            except KeyboardInterrupt:
+                print("KeyboardInterrupt", flush=True)
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM),
+                os.environ.get("NNEXP_SWEEP_PARENT")) == before
+        with sweep_workers.main_process():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        print("not reached")
+    """
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={k: v for k, v in os.environ.items() if not k.startswith("NNEXP_SWEEP")})
+    assert proc.stdout == "KeyboardInterrupt\n", proc.stderr
+    assert proc.returncode == -signal.SIGTERM, proc.stderr
