@@ -4,8 +4,8 @@ Left to themselves, loky's workers and submitit's job processes run on when the 
 gets a signal or dies. Two sides, joined by two environment variables that the main process exports
 before Hydra launches anything (:func:`main_process`, in ``app.train``) and every worker inherits:
 
-- **the main process**: the first SIGINT or SIGTERM asks the jobs running elsewhere to stop after
-  their current step, waits until they did (their records say interrupted, resumable), exits 130 / 143;
+- **the main process**: the first SIGINT, SIGTERM or SIGHUP asks the jobs running elsewhere to stop
+  after their current step, waits until they did (records: interrupted, resumable), exits 128 + signal;
   Ctrl-C again stops at once. Where no job ran elsewhere (one run, the basic launcher), the signal
   goes to the handler there was before.
 - **a worker** (:func:`job_starts`, in ``app.task``): a daemon thread checks every ``POLL_S`` that the
@@ -42,17 +42,18 @@ CONTROL_ENV = "NNEXP_SWEEP_CONTROL"  # its control folder
 POLL_S = 0.25  # how often a worker looks at its main process
 GRACE_S = 10.0  # a worker whose main process died: longest it waits for its job to stop
 WAIT_S = 60.0  # the main process after a signal: longest it waits for the jobs to stop
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# SIGHUP: the terminal was closed; where the platform has it
+STOP_SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s is not None)
 
 
 def _code(signum: int) -> int:
-    return EXIT_INTERRUPTED if signum == signal.SIGINT else EXIT_TERMINATED
+    """130 Ctrl-C, 143 SIGTERM, 129 SIGHUP: a command a signal ended."""
+    return 128 + signum
 
 
 def _say(line: str) -> None:
-    stream = sys.__stderr__ or sys.stderr  # not Hydra's held stderr: this is for now
-    with contextlib.suppress(OSError, ValueError):
-        print(line, file=stream, flush=True)
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # not Hydra's held stderr: this is for now
+        print(line, file=sys.__stderr__ or sys.stderr, flush=True)
 
 
 def _stat(pid: int) -> tuple[str, int] | None:
@@ -125,9 +126,8 @@ class _MainProcess:
         return [int(n) for n in names if n.isdigit() and _descends_from(int(n), self.pid)]
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
-        # Jobs run elsewhere once a worker has started one (it made jobs/). Before that (workers still
-        # starting) and in a process that runs its jobs itself, the signal does what it did before;
-        # a worker whose main process is gone runs no job.
+        # Jobs run elsewhere once a worker started one (made jobs/). Before (workers still starting; a worker
+        # whose main process is gone runs no job), or where the jobs run here, the signal does as before.
         jobs_elsewhere = (self.control / "jobs").is_dir()
         if os.getpid() != self.pid or (self.signum is None and not jobs_elsewhere):
             return self._pass_on(signum, frame)
@@ -266,7 +266,7 @@ class _Watcher:
         while True:
             self._wait_for_signals(POLL_S)
             with self.lock:  # the job ended: unregistered before the next one registers
-                running = self.job is not None and self._job_running()
+                running = self._job_running()
                 if not running and self.job is not None:
                     self.job = None
                     self._register(False)
@@ -294,7 +294,9 @@ class _Watcher:
                 self.asked = 0
             asked = self.asked
         if asked is None:
-            if self.wakeup is None:  # no way to tell whether Ctrl-C reached the job too: SIGTERM is safe twice
+            if self.wakeup is None or not callable(signal.getsignal(signum)):
+                # no way to tell whether Ctrl-C reached the job too (SIGTERM is safe twice), or a signal
+                # the job does not handle (SIGHUP where a run does not stop on it): as SIGTERM
                 signum = signal.SIGTERM
             # Only to a Python handler: the default action would end the process before the job
             # writes its record (loky's workers have SIGTERM's default while a job starts or ends).
@@ -307,10 +309,9 @@ class _Watcher:
             self._send(signal.SIGTERM)
 
     def _send(self, signum: int) -> None:
-        handler = signal.getsignal(signum)
         with self.lock:
             self.asked = signum
-            self.handlers.append(handler)
+            self.handlers.append(signal.getsignal(signum))
         os.kill(self.pid, signum)
 
     def _exit(self) -> None:
