@@ -1,23 +1,23 @@
 """A parallel sweep's worker processes stop with it and never outlive it (joblib/loky, submitit_local).
 
-Left to themselves, loky's workers and submitit's job processes run on when the sweep's main process
-gets a signal or dies. Two sides, joined by two environment variables that the main process exports
-before Hydra launches anything (:func:`main_process`, in ``app.train``) and every worker inherits:
+Left alone, loky's workers and submitit's job processes run on when the sweep's main process gets a
+signal or dies. Two sides, joined by two environment variables the main process exports before Hydra
+launches anything (:func:`main_process`, in ``app.train``) and every worker inherits:
 
 - **the main process**: the first SIGINT, SIGTERM or SIGHUP asks the jobs running elsewhere to stop
   after their current step, waits until they did (records: interrupted, resumable), exits 128 + signal;
   Ctrl-C again stops at once. Where no job ran elsewhere (one run, the basic launcher), the signal
   goes to the handler there was before.
-- **a worker** (:func:`job_starts`, in ``app.task``): a daemon thread checks every ``POLL_S`` that the
-  main process is still its ancestor and whether it asked for a stop, which it passes on to the job as
-  the same signal unless the job got one itself (Ctrl-C reaches every process of the terminal's group;
-  a second SIGINT would mean "at once"). Once the main process is gone (SIGKILL, a crash), the job is
-  asked to stop with SIGTERM and the worker exits when the job ended (``GRACE_S`` at most), at once
-  when idle. No job starts after a stop was asked for or the main process died.
+- **a worker** (:func:`job_starts` in ``app.task``): a daemon thread checks every ``POLL_S`` that the
+  main process is still its ancestor and whether it asked for a stop, passed on to the job as the same
+  signal unless the job got one itself (Ctrl-C reaches the whole terminal group; a second SIGINT means
+  "at once"). Once the main process is gone (SIGKILL, a crash) the job is asked to stop with SIGTERM
+  and the worker exits when it ended (``GRACE_S`` at most), at once when idle, ending first the loky
+  workers beside it that run no job (those that never got one run no nnexp code to watch with). No
+  job starts after a stop was asked for or the main process died.
 
-The control folder (a temporary folder, ``CONTROL_ENV``) holds ``stop`` (the signal's number, from the
-main process) and ``jobs/<pid>`` (there while that worker runs a job). The process tree is read from
-/proc (Linux); elsewhere a worker only checks that the main process exists. No torch, no Hydra.
+The control folder (temporary, ``CONTROL_ENV``) holds ``stop`` (the signal's number) and ``jobs/<pid>``
+(while that worker runs a job). The process tree comes from /proc (nnexp/proctree.py). No torch, no Hydra.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import uuid
 from pathlib import Path
 from types import CodeType, FrameType
 
+from nnexp import proctree
 from nnexp.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
 
 PARENT_ENV = "NNEXP_SWEEP_PARENT"  # pid of the sweep's main process
@@ -54,43 +55,6 @@ def _code(signum: int) -> int:
 def _say(line: str) -> None:
     with contextlib.suppress(OSError, ValueError, AttributeError):  # not Hydra's held stderr: this is for now
         print(line, file=sys.__stderr__ or sys.stderr, flush=True)
-
-
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state, parent pid) of a process, or None when it is gone or /proc cannot say."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text.rsplit(")", 1)[-1].split()  # after the command name, which may hold spaces
-    return fields[0], int(fields[1])
-
-
-def _descends_from(pid: int, ancestor: int) -> bool:
-    """Whether process ``pid`` is alive (not a zombie) and ``ancestor`` is among its ancestors.
-
-    A process whose parent dies is given another parent at once, so this is false from the moment
-    ``ancestor`` died, and a reused pid is never mistaken for it."""
-    if not Path("/proc/self/stat").exists():
-        return all(_exists(p) for p in (pid, ancestor))
-    stat = _stat(pid)
-    if stat is not None and stat[0] in ("Z", "X"):
-        return False
-    while stat is not None and stat[1] > 1:
-        if stat[1] == ancestor:
-            return True
-        stat = _stat(stat[1])
-    return False
-
-
-def _exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's: it exists
-        pass
-    return True
 
 
 class _MainProcess:
@@ -123,7 +87,7 @@ class _MainProcess:
         """The workers of this sweep running a job now."""
         jobs = self.control / "jobs"
         names = os.listdir(jobs) if jobs.is_dir() else []
-        return [int(n) for n in names if n.isdigit() and _descends_from(int(n), self.pid)]
+        return [int(n) for n in names if n.isdigit() and proctree.descends_from(int(n), self.pid)]
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
         # Jobs run elsewhere once a worker started one (made jobs/). Before (workers still starting; a worker
@@ -182,13 +146,13 @@ class _Watcher:
         self.asked: int | None = None  # the signal this thread sent to the job, 0: none was needed
         self.handlers: list[object] = []  # the handlers that got it
         self.orphaned: float | None = None  # when the main process was found gone
+        self.siblings: dict[int, str] = {}  # the other loky workers (start times), seen as a job starts
         self.wakeup = self._wakeup_fd()
         threading.Thread(target=self._run, name="nnexp-sweep-watch", daemon=True).start()
 
     @staticmethod
     def _wakeup_fd() -> int | None:
-        """Python writes each signal's number to this pipe as it arrives: the thread learns which
-        stop signals the job got by itself. None where it cannot be had (another user of it)."""
+        """Python writes each arriving signal's number here: the stop signals the job got itself."""
         if threading.current_thread() is not threading.main_thread():
             return None
         read, write = os.pipe()
@@ -204,10 +168,12 @@ class _Watcher:
 
     def job_starts(self, job: CodeType) -> None:
         self._drain()  # signals from before this job are not this job's
+        if os.getppid() == self.parent:  # loky: the main process started its workers all at once
+            self.siblings = {p: t for p, t in proctree.children(self.parent).items() if p != self.pid}
         with self.lock:
             self.job, self.seen, self.asked, self.handlers = job, set(), None, []
             self._register(True)  # before looking for a stop: the main process sees the job, or the job the stop
-        if not _descends_from(self.pid, self.parent):
+        if not proctree.descends_from(self.pid, self.parent):
             self._register(False)
             _say("nnexp: the sweep's main process is gone: this worker ends")
             self._exit()
@@ -264,16 +230,22 @@ class _Watcher:
 
     def _run(self) -> None:
         while True:
-            self._wait_for_signals(POLL_S)
-            with self.lock:  # the job ended: unregistered before the next one registers
-                running = self._job_running()
-                if not running and self.job is not None:
-                    self.job = None
-                    self._register(False)
-            if not _descends_from(self.pid, self.parent):
-                self._orphan(running)
-            elif running and (stop := self._stop_asked()):
-                self._ask_job_to_stop(stop)
+            try:
+                self._tick()
+            except Exception:  # the watcher must not die: it is what ends this worker
+                time.sleep(POLL_S)
+
+    def _tick(self) -> None:
+        self._wait_for_signals(POLL_S)
+        with self.lock:  # the job ended: unregistered before the next one registers
+            running = self._job_running()
+            if not running and self.job is not None:
+                self.job = None
+                self._register(False)
+        if not proctree.descends_from(self.pid, self.parent):
+            self._orphan(running)
+        elif running and (stop := self._stop_asked()):
+            self._ask_job_to_stop(stop)
 
     def _orphan(self, running: bool) -> None:
         """The main process is gone: the job stops as on SIGTERM, then this process ends."""
@@ -283,9 +255,23 @@ class _Watcher:
             if running:
                 _say(f"nnexp: the sweep's main process (pid {self.parent}) is gone: stopping this job")
         if not running or now - self.orphaned > GRACE_S:
+            self._end_idle_siblings()
             shutil.rmtree(self.control, ignore_errors=True)
             self._exit()
         self._ask_job_to_stop(signal.SIGTERM)
+
+    def _end_idle_siblings(self) -> None:
+        """The workers beside this one that run no job (a worker that runs one ends itself): SIGTERM's
+        default ends them. Only processes started with this sweep's control folder in their environment."""
+        try:
+            running = set(os.listdir(self.control / "jobs"))
+        except OSError:
+            running = set()
+        for pid, start in self.siblings.items():
+            if (str(pid) not in running and proctree.alive(pid, start)
+                    and proctree.started_with(pid, f"{CONTROL_ENV}={self.control}")):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGTERM)
 
     def _ask_job_to_stop(self, signum: int) -> None:
         """Pass a stop on to the job, as the signal a single run would get. Called at every poll."""
@@ -328,23 +314,20 @@ def _nnexp_handler(handler: object) -> bool:
 _WATCHER: _Watcher | None = None
 
 
-def _sweep_parent() -> tuple[int, Path] | None:
-    """The sweep's main process and control folder, when this process is one of its workers."""
+def _watcher() -> _Watcher | None:
+    """This process's watcher, started once, when it is a worker of a sweep (not its main process)."""
+    global _WATCHER
     pid, control = os.environ.get(PARENT_ENV, ""), os.environ.get(CONTROL_ENV, "")
     if not pid.isdigit() or not control or int(pid) == os.getpid():
         return None
-    return int(pid), Path(control)
+    if _WATCHER is None or _WATCHER.pid != os.getpid():
+        _WATCHER = _Watcher(int(pid), Path(control))
+    return _WATCHER
 
 
 def job_starts() -> None:
-    """At the start of each job, called by the function that runs the job (the job runs as long as
-    that function is on the main thread's stack). In a worker of a parallel sweep: watch the sweep's
-    main process (one thread per process), and refuse the job when the sweep is stopping or gone.
-    Nothing happens in the main process itself."""
-    found = _sweep_parent()
-    if found is None:
-        return
-    global _WATCHER
-    if _WATCHER is None or _WATCHER.pid != os.getpid():
-        _WATCHER = _Watcher(*found)
-    _WATCHER.job_starts(sys._getframe(1).f_code)
+    """Called by the function that runs a job (the job runs while it is on the main thread's stack): in
+    a worker, watch the sweep's main process; no job when the sweep is stopping or gone."""
+    if (watcher := _watcher()) is not None:
+        watcher.job_starts(sys._getframe(1).f_code)
+
