@@ -22,6 +22,7 @@ The control folder (temporary, ``CONTROL_ENV``) holds ``stop`` (the signal's num
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import select
@@ -149,6 +150,12 @@ class _Watcher:
         self.siblings: dict[int, str] = {}  # the other loky workers (start times), seen as a job starts
         self.wakeup = self._wakeup_fd()
         threading.Thread(target=self._run, name="nnexp-sweep-watch", daemon=True).start()
+        atexit.register(self._at_exit)  # a process that ends by itself (submitit's, after its job)
+
+    def _at_exit(self) -> None:
+        self._register(False)
+        if not proctree.descends_from(self.pid, self.parent):  # nobody else will clean up
+            shutil.rmtree(self.control, ignore_errors=True)
 
     @staticmethod
     def _wakeup_fd() -> int | None:

@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -149,6 +150,8 @@ def _assert_all_gone(processes: dict[int, str], sweep: Sweep, within: float = GO
     while (alive := _alive(processes)) and time.monotonic() - started < within:
         time.sleep(0.1)
     assert not alive, f"still running {within:.0f} s after: {alive}\n{sweep.output()}"
+    # nor the sweep's control folder (nnexp/sweep_workers.py)
+    assert not list(Path(tempfile.gettempdir()).glob(f"nnexp-sweep-{sweep.proc.pid}-*"))
     return time.monotonic() - started
 
 
