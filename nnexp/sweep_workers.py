@@ -181,9 +181,8 @@ class _Watcher:
             self.job, self.seen, self.asked, self.handlers = job, set(), None, []
             self._register(True)  # before looking for a stop: the main process sees the job, or the job the stop
         if not proctree.descends_from(self.pid, self.parent):
-            self._register(False)
             _say("nnexp: the sweep's main process is gone: this worker ends")
-            self._exit()
+            self._leave()
         stop = self._stop_asked()
         if stop:  # the sweep is stopping: no new job
             with self.lock:
@@ -262,9 +261,7 @@ class _Watcher:
             if running:
                 _say(f"nnexp: the sweep's main process (pid {self.parent}) is gone: stopping this job")
         if not running or now - self.orphaned > GRACE_S:
-            self._end_idle_siblings()
-            shutil.rmtree(self.control, ignore_errors=True)
-            self._exit()
+            self._leave()
         self._ask_job_to_stop(signal.SIGTERM)
 
     def _end_idle_siblings(self) -> None:
@@ -307,7 +304,10 @@ class _Watcher:
             self.handlers.append(signal.getsignal(signum))
         os.kill(self.pid, signum)
 
-    def _exit(self) -> None:
+    def _leave(self) -> None:
+        """The main process is gone: end the idle workers beside this one, clean up, and end at once."""
+        self._end_idle_siblings()
+        shutil.rmtree(self.control, ignore_errors=True)
         with contextlib.suppress(Exception):
             sys.stdout.flush()
             sys.stderr.flush()
