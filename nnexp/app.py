@@ -21,7 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from nnexp import lifecycle, record, rundir, signals, sweep
+from nnexp import lifecycle, record, rundir, signals, sweep, sweep_workers
 from nnexp.config import check_ranges
 from nnexp.context import RunContext
 from nnexp.errors import (
@@ -76,7 +76,8 @@ def train(args: list[str]) -> int:
     sys.stderr = held
     sweep_dir = None
     try:
-        with signals.exit_at_once(_forget_folder):
+        # jobs run by other processes stop with this one, never outlive it (nnexp/sweep_workers.py)
+        with signals.exit_at_once(_forget_folder), sweep_workers.main_process():
             app()
         sweep_dir = _sweep_dir()
     except KeyboardInterrupt as exc:  # while Hydra composes or between jobs
@@ -175,6 +176,7 @@ def task(cfg: DictConfig) -> float | None:
     exit code comes from all of them (nnexp/sweep.py). Returns the job's best monitored
     value (what Optuna minimizes).
     """
+    sweep_workers.job_starts()  # in a launcher's worker process: stop with the sweep, never outlive it
     ctx = context()
     made_log = not (ctx.run_dir / "train.log").exists()
     try:
