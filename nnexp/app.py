@@ -46,9 +46,6 @@ log = logging.getLogger("nnexp")
 # "folder": the run or sweep folder Hydra is about to create (its key, the folder, the first of it and its parents
 # that was not there yet), noted by SweepWatcher before Hydra touches it.
 _STATE: dict = {"started": False, "held": None, "sweep_dir": None, "started_at": 0.0, "folder": None}
-# where the run's .hydra folder goes (hydra.output_subdir as the user set it): Hydra is told to write none, so
-# that nothing lands in a folder before nnexp/lifecycle.py has said it may be used; task() writes it instead
-OUTPUT_SUBDIR_ENV = "NNEXP_OUTPUT_SUBDIR"
 
 
 def train(args: list[str]) -> int:
@@ -67,7 +64,7 @@ def train(args: list[str]) -> int:
 
         scratch = tempfile.mkdtemp(prefix=f"nnexp-rank{os.environ['RANK']}-")
         args = [*args, f"hydra.run.dir={scratch}", "hydra.output_subdir=null"]
-    args = _own_output_subdir(args)
+    args = rundir.own_output_subdir(args)
     app = hydra.main(config_path=str(config.config_dir()), config_name="train", version_base="1.3")(_hydra_task)
     saved_argv, saved_stderr = sys.argv, sys.stderr
     sys.argv = ["nnexp train", *args]  # Hydra parses sys.argv
@@ -81,7 +78,7 @@ def train(args: list[str]) -> int:
             app()
         sweep_dir = _sweep_dir()
     except KeyboardInterrupt as exc:  # while Hydra composes or between jobs
-        return _interrupted(exc).code
+        return signals.interrupted(exc).code
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_FAILED)
         failure = exc.__context__  # what Hydra reported before it exited
@@ -107,43 +104,15 @@ def train(args: list[str]) -> int:
     return sweep.finish(sweep_dir, _STATE["started_at"])
 
 
-def _own_output_subdir(args: list[str]) -> list[str]:
-    """Take ``hydra.output_subdir`` from Hydra (its value kept for task()); Hydra then writes no config files."""
-    subdir, rest = ".hydra", []
-    for arg in args:
-        if arg.lstrip("+~").startswith("hydra.output_subdir="):
-            subdir = arg.split("=", 1)[1]
-        else:
-            rest.append(arg)
-    os.environ[OUTPUT_SUBDIR_ENV] = subdir
-    return [*rest, "hydra.output_subdir=null"]
-
-
 def _folder_failed(exc: OSError, held: HeldStderr) -> int:
     """One line naming the folder and the OS's reason instead of Hydra's traceback; the folders this invocation
     created on the way removed (only empty ones). Exit 2 where the folder named cannot be used, else 1."""
     key, folder, first_new = _STATE["folder"]
     held.release(instead=folder_error(exc, key, folder) + "\n")
     rundir.close_log(folder)
-    for d in (folder, *folder.parents) if first_new is not None else ():
-        try:
-            d.rmdir()
-        except (FileNotFoundError, NotADirectoryError):
-            pass  # never created
-        except OSError as error:
-            if error.errno != errno.ENAMETOOLONG:
-                break  # not empty: not ours alone
-        if d == first_new:
-            break
+    rundir.remove_made(folder, first_new)
     usage = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.ENOTDIR, errno.EEXIST)
     return EXIT_USAGE if exc.errno in usage else EXIT_FAILED
-
-
-def _planned(key: str, folder: str) -> tuple[str, Path, Path | None]:
-    """What _STATE["folder"] holds: the folder and the first of it and its parents that is not there yet."""
-    path = Path(os.path.abspath(folder))
-    missing = [d for d in (path, *path.parents) if not os.path.exists(d)]  # (False for a name too long)
-    return key, path, (missing[-1] if missing else None)
 
 
 def _forget_folder() -> None:
@@ -224,7 +193,7 @@ def _claimed(cfg: DictConfig, ctx: RunContext, claim: lifecycle.Claim, made_log:
     except KeyboardInterrupt as exc:
         if claim.new_folder:
             rundir.discard(ctx.run_dir, keep_log=not made_log, lock=claim.lock)
-        raise _interrupted(exc) from None
+        raise signals.interrupted(exc) from None
     except Exception as exc:  # before the run wrote anything: a config error, or one while building
         code, message = _report(exc, ctx)
         if ctx.multirun and claim.new_folder:  # the sweep keeps a record of the job: its table and reports list it
@@ -236,16 +205,16 @@ def _claimed(cfg: DictConfig, ctx: RunContext, claim: lifecycle.Claim, made_log:
         _save_config(cfg, ctx.run_dir)
     except (OSError, KeyboardInterrupt) as exc:
         if claim.new_folder:  # what this command made goes: the config files, then the folder
-            _remove_saved_config(ctx.run_dir)
+            rundir.remove_config(ctx.run_dir, os.environ.get(rundir.OUTPUT_SUBDIR_ENV, ".hydra"))
             rundir.discard(ctx.run_dir, keep_log=not made_log, lock=claim.lock)
         if isinstance(exc, KeyboardInterrupt):
-            raise _interrupted(exc) from None
+            raise signals.interrupted(exc) from None
         print(_folder_line(exc, ctx), file=sys.stderr)
         return _end(EXIT_USAGE, ctx)
     try:
         summary = job.train()
     except KeyboardInterrupt as exc:
-        raise _interrupted(exc) from None
+        raise signals.interrupted(exc) from None
     except Exception as exc:  # summary.json already says it failed, and why
         return _end(_report(exc, job.ctx)[0], ctx)
     code = exit_code(summary)
@@ -278,16 +247,6 @@ def _refused(exc: NnexpError, ctx: RunContext, made_log: bool) -> float | None:
     return _end(exc.exit_code, ctx)
 
 
-def _remove_saved_config(run_dir: Path) -> None:
-    """Undo :func:`_save_config` in a folder this command made (a signal or error before the run began)."""
-    subdir = run_dir / os.environ.get(OUTPUT_SUBDIR_ENV, ".hydra")
-    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
-        with contextlib.suppress(OSError):
-            (subdir / name).unlink()
-    with contextlib.suppress(OSError):
-        subdir.rmdir()
-
-
 def _folder_line(exc: OSError, ctx: RunContext) -> str:
     """One line for a run (or sweep job) folder the OS will not let us use (nnexp/hydra_errors.py)."""
     if ctx.multirun and ctx.sweep_dir is not None:
@@ -304,7 +263,7 @@ def _dir_chosen() -> bool:
 def _save_config(cfg: DictConfig, run_dir: Path) -> None:
     """The composed config, Hydra's own and the overrides in ``<run_dir>/.hydra`` (what Hydra would write), once
     the run has its folder: Hydra itself writes nothing there (nnexp/lifecycle.py decides first)."""
-    subdir = os.environ.get(OUTPUT_SUBDIR_ENV, ".hydra")
+    subdir = os.environ.get(rundir.OUTPUT_SUBDIR_ENV, ".hydra")
     if subdir in ("", "null"):
         return
     hydra = OmegaConf.to_container(HydraConfig.get(), resolve=False)  # a copy: Hydra's own stays as it is
@@ -343,13 +302,6 @@ def _failed(cfg: DictConfig, ctx: RunContext, message: str) -> RunSummary:
                       choices=dict(ctx.choices), seed=seed if isinstance(seed, int) else None)
 
 
-def _interrupted(exc: BaseException) -> SystemExit:
-    """Ctrl-C outside training (or a second one in it), SIGTERM or SIGHUP while starting: out, with one line."""
-    sig = signals.signal_of(exc)
-    print(f"nnexp: interrupted ({sig})" if sig != "SIGINT" else "nnexp: interrupted", file=sys.stderr)
-    return SystemExit(signals.exit_code(sig))
-
-
 def _end(code: int, ctx: RunContext, summary: RunSummary | None = None) -> float | None:
     """A single run ends the process with its code; a sweep's job hands Hydra its value and the sweep goes on."""
     if code in (EXIT_HANGUP, EXIT_INTERRUPTED, EXIT_TERMINATED) or (code and not ctx.multirun):
@@ -364,7 +316,7 @@ class SweepWatcher(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: object) -> None:
         with contextlib.suppress(Exception):  # a run dir that does not resolve: Hydra itself says so
-            _STATE["folder"] = _planned("hydra.run.dir", str(config.hydra.run.dir))
+            _STATE["folder"] = rundir.planned("hydra.run.dir", str(config.hydra.run.dir))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
         task_overrides = [str(o) for o in config.hydra.overrides.task]
@@ -378,7 +330,7 @@ class SweepWatcher(Callback):
                 config.hydra.overrides.hydra.append(f"hydra.sweep.dir={before}")
             print(f"nnexp: this sweep ran before in {before}: continuing there, jobs already done are skipped")
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        _STATE["folder"] = _planned("hydra.sweep.dir", str(sweep_dir))
+        _STATE["folder"] = rundir.planned("hydra.sweep.dir", str(sweep_dir))
         sweep.remember(sweep_dir, task_overrides)
         _STATE["sweep_dir"] = sweep_dir
 

@@ -6,6 +6,8 @@ Free of torch: the Hydra entry calls it after a config error, before any run beg
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 from pathlib import Path
@@ -17,6 +19,10 @@ from nnexp.output import RunLog
 # what a run writes into its folder, and what it is (the names of docs/ARCHITECTURE.md's "Run directory")
 RUN_FILES = {"summary.json": "the run record", "metrics.csv": "the curves", "train.log": "the log",
              "checkpoints/last.pt": "the last checkpoint", "checkpoints/best.pt": "the best checkpoint"}
+
+# where the run's .hydra folder goes (hydra.output_subdir as the user set it): Hydra is told to write none, so
+# that nothing lands in a folder before nnexp/lifecycle.py has said it may be used; task() writes it instead
+OUTPUT_SUBDIR_ENV = "NNEXP_OUTPUT_SUBDIR"
 
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
 
@@ -75,3 +81,47 @@ def check_writable(run_dir: Path) -> None:
     for folder in (run_dir, ckpts):
         if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
             raise ConfigError(f"folder {folder} is not writable; choose another hydra.run.dir")
+
+
+def planned(key: str, folder: str) -> tuple[str, Path, Path | None]:
+    """A folder Hydra is about to create (``key``: hydra.run.dir or hydra.sweep.dir), and the first of it and its
+    parents that is not there yet (what to remove again if it cannot be used)."""
+    path = Path(os.path.abspath(folder))
+    missing = [d for d in (path, *path.parents) if not os.path.exists(d)]  # (False for a name too long)
+    return key, path, (missing[-1] if missing else None)
+
+
+def remove_made(folder: Path, first_new: Path | None) -> None:
+    """Remove ``folder`` and its parents up to ``first_new`` (what this command made), only while empty."""
+    for d in (folder, *folder.parents) if first_new is not None else ():
+        try:
+            d.rmdir()
+        except (FileNotFoundError, NotADirectoryError):
+            pass  # never created
+        except OSError as error:
+            if error.errno != errno.ENAMETOOLONG:
+                break  # not empty: not ours alone
+        if d == first_new:
+            break
+
+
+def remove_config(run_dir: Path, subdir: str) -> None:
+    """Undo the ``.hydra`` config files of a run that never began, in a folder this command made."""
+    folder = Path(run_dir) / subdir
+    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+        with contextlib.suppress(OSError):
+            (folder / name).unlink()
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+def own_output_subdir(args: list[str]) -> list[str]:
+    """Take ``hydra.output_subdir`` from Hydra (its value kept for task()); Hydra then writes no config files."""
+    subdir, rest = ".hydra", []
+    for arg in args:
+        if arg.lstrip("+~").startswith("hydra.output_subdir="):
+            subdir = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+    os.environ[OUTPUT_SUBDIR_ENV] = subdir
+    return [*rest, "hydra.output_subdir=null"]

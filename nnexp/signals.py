@@ -144,3 +144,12 @@ class StopSignals:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
+
+
+def interrupted(exc: BaseException) -> SystemExit:
+    """Ctrl-C outside training (or a second one in it), SIGTERM or SIGHUP while starting: out, with one line."""
+    import sys
+
+    sig = signal_of(exc)
+    print(f"nnexp: interrupted ({sig})" if sig != "SIGINT" else "nnexp: interrupted", file=sys.stderr)
+    return SystemExit(exit_code(sig))
