@@ -620,11 +620,16 @@ def signal_run(c: Ctx, args: list[str], sig: int, when: Callable[[Path], Callabl
 # --- 1. signals to a single run, timed by its files
 
 
-@scenario("F01", "SIGINT 0.3 s after start (Python importing Hydra)")
+def mapped(started: Started, name: str) -> Callable[[], bool]:
+    """Has the process loaded a shared library whose path holds ``name`` (an import under way)?"""
+    return lambda: name in Path(f"/proc/{started.proc.pid}/maps").read_text()
+
+
+@scenario("F01", "SIGINT the moment PyYAML's C extension is mapped (Hydra/OmegaConf importing)")
 def f01(c: Ctx) -> None:
     run = c.dir / "R"
     p = c.start("train", *LONG, f"hydra.run.dir={run}")
-    time.sleep(0.3)
+    wait_for(p, mapped(p, "_yaml.cpython"), interval=0.001)
     p.send(signal.SIGINT)
     call = p.finish()
     c.check(call, {130}, max_err=1)
@@ -642,21 +647,32 @@ def f02(c: Ctx) -> None:
     c.record = no_folder_left(c, run)
 
 
-@scenario("F03", "SIGHUP 0.8 s after the lock appears (building data and model)")
-def f03(c: Ctx) -> None:
+def startup_signal(c: Ctx, sig: int, library: str) -> None:
+    """A signal the moment the run's process maps ``library`` (an import under way after the folder was claimed):
+    one line, its exit code, no folder left; or, had it reached training, an interrupted run that resumes."""
     run = c.dir / "R"
     p = c.start("train", *LONG, f"hydra.run.dir={run}")
-    wait_for(p, lambda: (run / ".nnexp.lock").exists(), interval=0.002)
-    time.sleep(0.8)
-    p.send(signal.SIGHUP)
+    if not wait_for(p, mapped(p, library), interval=0.001):
+        c.notes.append(f"{library} never seen")
+    p.send(sig)
     call = p.finish()
-    c.check(call, {129}, max_err=1)
+    c.check(call, {CODES[sig]}, max_err=1)
     after = state(run)
     if summary(run) is not None:  # it had reached training: then it must be an interrupted, resumable run
-        c.expect(after.startswith("interrupted") and "SIGHUP" in after, f"left {after}")
+        c.expect(after.startswith("interrupted") and signal.Signals(sig).name in after, f"left {after}")
         c.record = after + " -> " + resume_check(c, run, LONG, reference("long"), E)
     else:
         c.record = no_folder_left(c, run)
+
+
+@scenario("F03", "SIGHUP the moment libtorch_cpu.so is mapped (torch importing, folder already claimed)")
+def f03(c: Ctx) -> None:
+    startup_signal(c, signal.SIGHUP, "libtorch_cpu")
+
+
+@scenario("F82", "SIGTERM the moment numpy.linalg's C extension is mapped (torch's first optimizer importing)")
+def f82(c: Ctx) -> None:
+    startup_signal(c, signal.SIGTERM, "_umath_linalg")
 
 
 @scenario("F04", "SIGINT when .hydra/config.yaml appears (first steps of epoch 1)")
