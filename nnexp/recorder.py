@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from nnexp import __version__, pictures, record
+from nnexp import __version__, openmp, pictures, record
 from nnexp.build import Components
 from nnexp.checkpoint import BackgroundWriter, rng_state, save_checkpoint
 from nnexp.checks import split_override
@@ -59,8 +59,9 @@ class Recorder:
         # jobs running side by side would interleave their progress lines: each keeps its own train.log
         progress = "none" if trainer.progress == "auto" and ctx.parallel_jobs > 1 else trainer.progress
         self.reporter = Reporter(progress, epochs=trainer.epochs, title=self._title())
-        log.info("run dir %s | device %s | %d torch threads | %d parameters | overrides %s", self.run_dir,
-                 parts.device, torch.get_num_threads(), parts.num_params, list(ctx.overrides))
+        log.info("run dir %s | device %s | %d torch threads, OpenMP wait %s | %d parameters | overrides %s",
+                 self.run_dir, parts.device, torch.get_num_threads(), openmp.choice or "OpenMP's default",
+                 parts.num_params, list(ctx.overrides))
         if resumed:
             log.info("resumed from %s: epoch %d done, step %d of the next", resumed["checkpoint"], resumed["epoch"],
                      resumed["step"])
