@@ -58,6 +58,18 @@ def main(argv: list[str] | None = None) -> None:
         name = signal.Signals(signum).name
         print("nnexp: interrupted" + ("" if signum == signal.SIGINT else f" ({name})"), file=sys.stderr)
         raise SystemExit(128 + signum) from None
+    finally:
+        if argv is None:  # the process's own command, not a call from Python code: its work and exit code are settled
+            _late_signals_change_nothing()
+
+
+def _late_signals_change_nothing() -> None:
+    """A signal while the interpreter shuts down (threads joined, modules freed) would kill the process by that
+    signal after the record was written and the exit code chosen: it is ignored instead, so the exit code is the
+    one the command reported (issue 14: a signal after summary.json changes nothing)."""
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 def _dispatch(argv: list[str] | None) -> None:

@@ -125,3 +125,17 @@ def test_check_command_passes_through_the_real_entry_point(tmp_path):
     proc = run_subprocess("check", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "PASS" in proc.stdout and "FAIL" not in proc.stdout
+
+
+def test_a_signal_after_the_command_is_done_changes_nothing():
+    """Once `nnexp` has its exit code, a Ctrl-C, SIGTERM or SIGHUP during the interpreter's shutdown is ignored
+    (it would kill the process by that signal after the record was written); a call from Python code is left alone."""
+    code = ("import signal, sys; from nnexp import cli\n"
+            "def after(argv):\n"
+            "    try:\n        cli.main(argv)\n    except SystemExit:\n        pass\n"
+            "    return [signal.getsignal(s) == signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)]\n"
+            "print(after(['--version']))\n"
+            "sys.argv = ['nnexp', '--version']\n"
+            "print(after(None))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert [ln for ln in out.splitlines() if ln.startswith("[")] == ["[False, False, False]", "[True, True, True]"]
