@@ -80,6 +80,8 @@ class Recorder:
         self.folder = RunFolder(self.run_dir)
         self.tracker = Tracker(self.run_dir, classification=p.objective.correct is not None,
                                resume_epoch=p.state.epoch if self.resumed else None, tensorboard=trainer.tensorboard)
+        for line in self.tracker.warnings:
+            log.warning(line)
         if trainer.tensorboard and trainer.log_every_n_steps:
             p.settings.log_every_n_steps, p.settings.on_step = trainer.log_every_n_steps, self.tracker.log_step
 
@@ -221,6 +223,8 @@ class Recorder:
         and the removal is the error reported, whatever else failed because of it.
         """
         problems = self._close_files()
+        if self.tracker is not None and self.tracker.warnings:
+            summary = replace(summary, warnings=[*summary.warnings, *self.tracker.warnings])
         if self.folder is not None and self.folder.gone():
             if not (summary.error or "").startswith(RunFolderGone.__name__):
                 raise RunFolderGone(self.run_dir)

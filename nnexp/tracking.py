@@ -67,6 +67,7 @@ class Tracker:
         self.csv_path = self.run_dir / "metrics.csv"
         self.writer: Any = _NoWriter()
         self._csv_file = None
+        self.warnings: list[str] = []  # what a resumed run found wrong with its files (a line each)
         try:
             self._open(classification, resume_epoch, tensorboard)
         except BaseException:
@@ -87,7 +88,7 @@ class Tracker:
             self.writer.add_custom_scalars(layout)
         path = self.csv_path
         with self._writing(path):
-            kept = _rows_up_to(path, resume_epoch) if resume_epoch is not None else []
+            kept = self._rows_up_to(path, resume_epoch) if resume_epoch is not None else []
             if kept:  # rewritten whole (atomically), then appended to
                 text = io.StringIO()
                 csv.writer(text).writerows([list(CSV_COLUMNS), *kept])
@@ -97,6 +98,28 @@ class Tracker:
             if not kept:
                 self._csv.writerow(CSV_COLUMNS)
             self._csv_file.flush()
+
+    def _rows_up_to(self, path: Path, epoch: int) -> list[list[str]]:
+        """The rows of an existing metrics.csv for epochs 1..epoch, in CSV_COLUMNS order. A file that cannot be
+        read as CSV is set aside (renamed, never deleted) and the run goes on with a new one; either way a
+        missing curve is said in ``warnings``."""
+        if epoch < 1:
+            return []
+        try:
+            with open(path, newline="", encoding="utf-8") as f:
+                rows = [r for r in csv.DictReader(f) if (r.get("epoch") or "").isdigit() and int(r["epoch"]) <= epoch]
+        except FileNotFoundError:
+            rows = []
+        except (UnicodeDecodeError, csv.Error) as exc:
+            aside = _free_name(path.with_name(path.name + ".damaged"))
+            path.replace(aside)
+            self.warnings.append(f"{path} could not be read ({type(exc).__name__}: {exc}); it was set aside as "
+                                 f"{aside.name} and a new one begun")
+            rows = []
+        if len(rows) < epoch:
+            self.warnings.append(f"{path.name} has rows for {len(rows)} of the {epoch} epochs trained before this "
+                                 "resume; the others are missing from it")
+        return [[r.get(c) or "" for c in CSV_COLUMNS] for r in rows]
 
     @property
     def events_path(self) -> Path | None:
@@ -235,13 +258,13 @@ class Tracker:
             raise first
 
 
-def _rows_up_to(path: Path, epoch: int) -> list[list[str]]:
-    """The rows of an existing metrics.csv for epochs 1..epoch, in CSV_COLUMNS order."""
-    if epoch < 1 or not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("epoch", "").isdigit() and int(r["epoch"]) <= epoch]
-    return [[r.get(c) or "" for c in CSV_COLUMNS] for r in rows]
+def _free_name(path: Path) -> Path:
+    """``path``, or ``path.1``, ``path.2``, ...: the first that does not exist."""
+    n, free = 0, path
+    while free.exists():
+        n += 1
+        free = path.with_name(f"{path.name}.{n}")
+    return free
 
 
 def _cell(value: float | None) -> str:

@@ -341,3 +341,32 @@ def test_permission_denied_reads_as_such_for_every_user(tmp_path):
     assert folder_error(exc, "hydra.run.dir", run_dir) == (
         f"nnexp: error: cannot write into the run folder {run_dir}: permission denied; choose another with "
         "hydra.run.dir=PATH")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a killed run's metrics.csv damaged or gone: the resume sets the damaged file aside and says what is missing
+
+RESUMABLE = ["dataset=moons", "dataset.n_samples=400", "model.hidden=[8]", "trainer.progress=none",
+             "trainer.threads=1", "trainer.pictures_every=0", "trainer.histograms_every=0"]
+
+
+@pytest.mark.parametrize("damage", ["junk", "deleted"])
+def test_resume_with_a_damaged_or_missing_metrics_csv(run_cli, tmp_path, damage):
+    run_dir = tmp_path / "R"
+    assert run_cli("train", *RESUMABLE, "trainer.epochs=3", f"hydra.run.dir={run_dir}")[0] == 0
+    (run_dir / "summary.json").unlink()  # as a kill after epoch 3's checkpoint leaves it
+    junk = b"\xff\xfe\x00garbage\x00" * 40
+    if damage == "junk":
+        (run_dir / "metrics.csv").write_bytes(junk)
+    else:
+        (run_dir / "metrics.csv").unlink()
+    code, _, err = run_cli("train", *RESUMABLE, "trainer.epochs=5", "trainer.resume=auto", f"hydra.run.dir={run_dir}")
+    assert code == 0, err
+    s = read_summary(run_dir)
+    assert s["status"] == "completed" and s["epochs_run"] == 5 and s["resumed_from"]["epoch"] == 3
+    with open(run_dir / "metrics.csv", newline="") as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["4", "5"]
+    assert any("has rows for 0 of the 3 epochs trained before this resume" in w for w in s["warnings"])
+    if damage == "junk":  # nothing the user had is deleted
+        assert (run_dir / "metrics.csv.damaged").read_bytes() == junk
+        assert any("set aside as metrics.csv.damaged" in w for w in s["warnings"])
