@@ -41,9 +41,12 @@ MODELS = {  # hand_epochs.py model: (what, nnexp overrides, dataset.train_fracti
     "lenet5": ("LeNet-5 on digits (108 train images)", ["model=lenet5", "dataset=digits"], 0.1),
     "sigmoid10": ("10-layer sigmoid MLP of experiment=vanishing_gradients (1,078 train images)", SIGMOID10, 1.0),
 }
-# the second nnexp run: CPU-bound for as long as it is left running (no checkpoints: no disk in the way)
-COMPETITOR = ["model=lenet5", "dataset.train_fraction=1.0", "regularizer=none", "trainer.epochs=100000",
+# the second nnexp run: CPU-bound for as long as it is left running (no checkpoints: no disk in the way);
+# 2,000 epochs (10 min or more on 2 cores) outlast any measurement, and end by themselves if it is killed
+COMPETITOR = ["model=lenet5", "dataset.train_fraction=1.0", "regularizer=none", "trainer.epochs=2000",
               "trainer.checkpoints=false"]
+# the busy loop: `while True: pass`, leaving off once its parent (this benchmark) is gone
+BUSY_LOOP = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    for _ in range(10**6): pass"
 LOADS = ("alone", "busy loop", "nnexp run")
 LOAD_TEXT = {"busy loop": "a Python busy loop", "nnexp run": "a second `nnexp train` (LeNet-5)"}
 
@@ -158,8 +161,7 @@ def load(kind: str, where: Path) -> Iterator[None]:
         yield
         return
     run_dir = where / "competitor"
-    cmd = ([sys.executable, "-c", "while True: pass"] if kind == "busy loop"
-           else nnexp_command(COMPETITOR, run_dir))
+    cmd = [sys.executable, "-c", BUSY_LOOP] if kind == "busy loop" else nnexp_command(COMPETITOR, run_dir)
     proc = start(cmd, where / "load.log")
     try:
         began = time.perf_counter()
@@ -172,6 +174,8 @@ def load(kind: str, where: Path) -> Iterator[None]:
                 raise RuntimeError(f"the load ({kind}) logged no epoch within 300 s")
             time.sleep(0.25)
         yield
+        if proc.poll() is not None:
+            raise RuntimeError(f"the load ({kind}) ended before the measurement did: exit {proc.returncode}")
     finally:
         stop(proc)
 
