@@ -1,13 +1,16 @@
 """nnexp against a hand-written loop (and Lightning), side by side, in one process where it can be.
 
-    python benchmarks/run.py                 # the whole suite, writes benchmarks/RESULTS.md (about 15 min on 2 cores)
+    python benchmarks/run.py                 # the whole suite, writes benchmarks/RESULTS.md (about 35 min on 2 cores)
     python benchmarks/run.py --only B2,B4    # some cases
     python benchmarks/run.py --quick         # seconds: every case tiny and once; checks the scripts, writes nothing
 
 Every case runs each side once as a warm-up (discarded), then ``--repeats`` times
 alternating the order, and reports medians and their ratio. nnexp runs are
 ``nnexp.run.run(cfg, ctx)`` on a config composed beforehand, exactly as ``nnexp train``
-calls it (B1 and B5 start real processes instead). The hand-written reference is
+calls it (B1, B5, B8, B9 and T1 start real processes instead: B8, B9 and T1 in an
+environment without OMP_WAIT_POLICY, GOMP_SPINCOUNT, KMP_BLOCKTIME and OMP_NUM_THREADS, so
+that nnexp's own threading defaults apply; they take no warm-up round, every side being a
+new process, and B8 and T1 leave start-up out of their figures). The hand-written reference is
 benchmarks/hand_loop.py; it draws the same batches, so B2 and B3 also check that
 both computed the same thing: every epoch's train/loss and val/loss agree to 1e-6.
 
@@ -20,6 +23,9 @@ both computed the same thing: every epoch's train/loss and val/loss agree to 1e-
 | B5 | sweep: 20-job multirun of a tiny job, basic launcher | the jobs' own time | <= 0.3 s per job |
 | B6 | threads: trainer.threads=0 (auto) vs 1 and 2 on MLP, LeNet-5, LSTM, Transformer | best fixed count | <= 1.10x |
 | B7 | Lightning on B2 and B3 (if installed) | hand loop | reported |
+| B8 | busy machine: s/epoch of the digits MLP demo, LeNet-5, the 10-layer sigmoid MLP, alone and beside a Python busy loop or a second `nnexp train` (processes; benchmarks/busy_machine.py) | nnexp alone; hand loop (torch defaults) under the same load | <= 2.0x alone; <= 1.0x hand |
+| B9 | beside TensorBoard: the digits MLP while `tensorboard --logdir` serves its folder and a client polls it every 2 s (benchmarks/beside_tensorboard.py) | the same run alone | <= 1.3x |
+| T1 | against scikit-learn: seconds until val/acc reaches `MLPClassifier(hidden_layer_sizes=(100,))`'s on the same digits split, seeds 0-2 (benchmarks/vs_sklearn.py) | the peer's fit time | < 1.0x |
 """
 
 from __future__ import annotations
@@ -42,7 +48,10 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import beside_tensorboard  # noqa: E402
+import busy_machine  # noqa: E402
 import hand_loop  # noqa: E402
+import vs_sklearn  # noqa: E402
 from pictures_overhead import machine  # noqa: E402
 
 from nnexp import config as nnexp_config  # noqa: E402
@@ -375,8 +384,24 @@ def _lightning_side(train: Callable, make: Callable[[], tuple], epochs: int, roo
                                     root_dir=root / f"lightning{call}"))
 
 
+def b8_busy_machine(quick: bool, repeats: int, root: Path) -> list[dict]:
+    """Seconds per epoch alone and beside a competing process (benchmarks/busy_machine.py)."""
+    return busy_machine.case(quick, repeats, root, _row, compose)
+
+
+def b9_beside_tensorboard(quick: bool, repeats: int, root: Path) -> list[dict]:
+    """A run alone and while TensorBoard serves its folder (benchmarks/beside_tensorboard.py)."""
+    return beside_tensorboard.case(quick, repeats, root, _row)
+
+
+def t1_vs_sklearn(quick: bool, repeats: int, root: Path) -> list[dict]:
+    """Time to scikit-learn's MLPClassifier accuracy on digits (benchmarks/vs_sklearn.py)."""
+    return vs_sklearn.case(quick, repeats, root, _row, compose)
+
+
 CASES = {"B1": b1_startup, "B2": b2_overhead, "B3": b3_compute, "B4": b4_logging, "B5": b5_sweep,
-         "B6": b6_threads, "B7": b7_lightning}
+         "B6": b6_threads, "B7": b7_lightning, "B8": b8_busy_machine, "B9": b9_beside_tensorboard,
+         "T1": t1_vs_sklearn}
 
 
 # ---------------------------------------------------------------------------------------------
