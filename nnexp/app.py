@@ -21,7 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from nnexp import lifecycle, record, rundir, signals, sweep, sweep_workers
+from nnexp import folder_lock, lifecycle, record, rundir, signals, sweep, sweep_workers
 from nnexp.config import check_ranges
 from nnexp.context import RunContext
 from nnexp.errors import (
@@ -156,8 +156,15 @@ def task(cfg: DictConfig) -> float | None:
             _record_failed_job(cfg, ctx, str(exc))
             return None
         return _refused(exc, ctx, made_log)
+
+    def forget_claim() -> None:  # a signal while claiming: the lock file this command made, and an empty folder
+        folder_lock.remove_made()
+        if not lifecycle.holds_run(ctx.run_dir):
+            rundir.discard(ctx.run_dir, keep_log=not made_log)
+
     try:
-        claim = lifecycle.claim(ctx.run_dir, lifecycle.ask(cfg, chosen=_dir_chosen(), multirun=ctx.multirun))
+        with signals.exit_at_once(forget_claim):
+            claim = lifecycle.claim(ctx.run_dir, lifecycle.ask(cfg, chosen=_dir_chosen(), multirun=ctx.multirun))
     except RunBusy as exc:
         if ctx.multirun:  # the same sweep started twice: the other process runs this job
             print(f"nnexp: job {HydraConfig.get().job.num} ({' '.join(ctx.overrides)}): running in another process "
@@ -168,6 +175,10 @@ def task(cfg: DictConfig) -> float | None:
         return _refused(exc, ctx, made_log)
     try:
         return _claimed(cfg, ctx, claim, made_log)
+    except KeyboardInterrupt as exc:  # between claiming and setting up: what this command made goes
+        if claim.new_folder:
+            rundir.discard(claim.run_dir, keep_log=not made_log, lock=claim.lock)
+        raise signals.interrupted(exc) from None
     finally:
         claim.release()
 
@@ -186,10 +197,20 @@ def _claimed(cfg: DictConfig, ctx: RunContext, claim: lifecycle.Claim, made_log:
             return claim.done.best_value
         print(f"nnexp: {lifecycle.finished_words(claim.done)}")
         return _end(0, ctx, claim.done)
-    try:
-        from nnexp.run import Run  # torch is imported here, only when a run starts
 
-        job = Run(cfg, ctx, claim).setup()
+    def forget() -> None:  # a signal before training began: what this command made goes, nothing else
+        if claim.new_folder:
+            rundir.remove_config(ctx.run_dir)
+            rundir.discard(ctx.run_dir, keep_log=not made_log, lock=claim.lock)
+
+    # Until training starts a signal ends the command at once (one line, its exit code, the folder as it was):
+    # raised as an exception it could land inside an import (torch, numpy.linalg), be swallowed there and leave
+    # the module half-made (fault F82). Setting up writes nothing a kill could damage.
+    try:
+        with signals.exit_at_once(forget):
+            from nnexp.run import Run  # torch is imported here, only when a run starts
+
+            job = Run(cfg, ctx, claim).setup()
     except KeyboardInterrupt as exc:
         if claim.new_folder:
             rundir.discard(ctx.run_dir, keep_log=not made_log, lock=claim.lock)
@@ -202,10 +223,11 @@ def _claimed(cfg: DictConfig, ctx: RunContext, claim: lifecycle.Claim, made_log:
             rundir.discard(ctx.run_dir, keep_log=not made_log, lock=claim.lock)  # a folder that held a run: as it was
         return _end(code, ctx)
     try:
-        _save_config(cfg, ctx.run_dir)
+        with signals.exit_at_once(forget):
+            rundir.save_config(cfg, HydraConfig.get(), ctx.run_dir)
     except (OSError, KeyboardInterrupt) as exc:
         if claim.new_folder:  # what this command made goes: the config files, then the folder
-            rundir.remove_config(ctx.run_dir, os.environ.get(rundir.OUTPUT_SUBDIR_ENV, ".hydra"))
+            rundir.remove_config(ctx.run_dir)
             rundir.discard(ctx.run_dir, keep_log=not made_log, lock=claim.lock)
         if isinstance(exc, KeyboardInterrupt):
             raise signals.interrupted(exc) from None
@@ -258,22 +280,6 @@ def _dir_chosen() -> bool:
     """Did the user name the run's folder (hydra.run.dir / hydra.sweep.dir)?"""
     return any(str(o).split("=", 1)[0].lstrip("+~") in ("hydra.run.dir", "hydra.sweep.dir")
                for o in HydraConfig.get().overrides.hydra)
-
-
-def _save_config(cfg: DictConfig, run_dir: Path) -> None:
-    """The composed config, Hydra's own and the overrides in ``<run_dir>/.hydra`` (what Hydra would write), once
-    the run has its folder: Hydra itself writes nothing there (nnexp/lifecycle.py decides first)."""
-    subdir = os.environ.get(rundir.OUTPUT_SUBDIR_ENV, ".hydra")
-    if subdir in ("", "null"):
-        return
-    hydra = OmegaConf.to_container(HydraConfig.get(), resolve=False)  # a copy: Hydra's own stays as it is
-    hydra["output_subdir"] = subdir
-    hydra["overrides"]["hydra"] = [o for o in hydra["overrides"]["hydra"] if o != "hydra.output_subdir=null"]
-    out = run_dir / subdir
-    out.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, out / "config.yaml")
-    OmegaConf.save(OmegaConf.create({"hydra": hydra}), out / "hydra.yaml")
-    OmegaConf.save(OmegaConf.create(hydra["overrides"]["task"]), out / "overrides.yaml")
 
 
 def exit_code(summary: RunSummary) -> int:

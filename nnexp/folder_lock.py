@@ -19,6 +19,7 @@ except ImportError:  # Windows: no advisory locks; one process per folder is the
     fcntl = None  # type: ignore[assignment]
 
 LOCK_FILE = ".nnexp.lock"
+_MADE: set[FolderLock] = set()  # locks this process is taking or holds in files it created (remove_made())
 
 
 class FolderUnusable(ConfigError):
@@ -63,6 +64,8 @@ class FolderLock:
         if fcntl is None or self.held:
             return self
         self.created = not self.path.exists()
+        if self.created:  # before the file exists: a signal from here on finds it in remove_made()
+            _MADE.add(self)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -87,6 +90,7 @@ class FolderLock:
         return self
 
     def release(self) -> None:
+        _MADE.discard(self)
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
@@ -102,6 +106,13 @@ class FolderLock:
         self.release()
         if self.created:
             self.path.unlink(missing_ok=True)
+
+
+def remove_made() -> None:
+    """A signal before a run began: remove the lock files this process created and still holds (or is taking)."""
+    for lock in list(_MADE):
+        with contextlib.suppress(OSError):
+            lock.remove()
 
 
 def _read(fd: int) -> str:

@@ -105,8 +105,30 @@ def remove_made(folder: Path, first_new: Path | None) -> None:
             break
 
 
-def remove_config(run_dir: Path, subdir: str) -> None:
+def save_config(cfg: Any, hydra_cfg: Any, run_dir: Path) -> None:
+    """The composed config, Hydra's own (``hydra_cfg``, HydraConfig.get()) and the overrides in
+    ``<run_dir>/.hydra`` (what Hydra would write), once the run has its folder: Hydra itself writes nothing
+    there (nnexp/lifecycle.py decides first)."""
+    from omegaconf import OmegaConf
+
+    subdir = os.environ.get(OUTPUT_SUBDIR_ENV, ".hydra")
+    if subdir in ("", "null"):
+        return
+    hydra = OmegaConf.to_container(hydra_cfg, resolve=False)  # a copy: Hydra's own stays as it is
+    hydra["output_subdir"] = subdir
+    hydra["overrides"]["hydra"] = [o for o in hydra["overrides"]["hydra"] if o != "hydra.output_subdir=null"]
+    out = Path(run_dir) / subdir
+    out.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, out / "config.yaml")
+    OmegaConf.save(OmegaConf.create({"hydra": hydra}), out / "hydra.yaml")
+    OmegaConf.save(OmegaConf.create(hydra["overrides"]["task"]), out / "overrides.yaml")
+
+
+def remove_config(run_dir: Path) -> None:
     """Undo the ``.hydra`` config files of a run that never began, in a folder this command made."""
+    subdir = os.environ.get(OUTPUT_SUBDIR_ENV, ".hydra")
+    if subdir in ("", "null"):
+        return
     folder = Path(run_dir) / subdir
     for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
         with contextlib.suppress(OSError):

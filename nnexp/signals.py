@@ -70,11 +70,13 @@ def terminate_politely() -> Iterator[None]:
 
 @contextlib.contextmanager
 def exit_at_once(cleanup: Callable[[], None] | None = None) -> Iterator[None]:
-    """While Hydra composes the config (before any run began): a signal ends the command at once, one line, its
-    exit code. Raising KeyboardInterrupt in the middle of composing can leave the config library's state
-    broken and its error, not the signal, on the terminal; and there is nothing of ours to save yet.
-    ``cleanup`` removes what was made for the run so far (an empty folder). From the first job on,
-    :func:`raise_on_signals` takes over. The previous handlers come back after."""
+    """While Hydra composes the config, and while a job sets up (imports torch, builds, restores a checkpoint):
+    a signal ends the command at once, one line, its exit code. Raising KeyboardInterrupt in the middle of
+    composing can leave the config library's state broken and its error, not the signal, on the terminal; in
+    the middle of an import it can be swallowed by the imported module and leave it half-made. There is nothing
+    of ours to save yet. ``cleanup`` removes what was made for the run so far. Between these phases
+    :func:`raise_on_signals` holds; from training's first line, the run's own StopSignals. The previous
+    handlers come back after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -99,6 +99,42 @@ def test_a_signal_after_the_summary_is_written_does_not_make_the_run_interrupted
     assert read_summary(run_dir)["status"] == "completed"
 
 
+_SIGNAL_WHILE_STARTING = """
+import os, signal, sys, time
+from nnexp import folder_lock, lifecycle
+where, sig = sys.argv[1], getattr(signal, sys.argv[2])
+def interrupt():
+    os.kill(os.getpid(), sig)
+    time.sleep(10)  # the signal is handled while this runs, as when it lands inside an import
+if where == "lock":  # the moment the lock file exists, still inside claim()
+    acquire = folder_lock.FolderLock.acquire
+    def acquire_then_signal(self):
+        acquire(self)
+        interrupt()
+        return self
+    folder_lock.FolderLock.acquire = acquire_then_signal
+else:  # while the run sets up (torch imported, model built, nothing written)
+    from nnexp import run
+    run.Run.setup = lambda self: interrupt()
+from nnexp.cli import main
+main(sys.argv[3:])
+"""
+
+
+@pytest.mark.parametrize("where", ["lock", "setup"])
+@pytest.mark.parametrize("sig, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_before_training_ends_the_command_with_one_line_and_leaves_no_folder(tmp_path, where, sig, code):
+    """Fault F02/F82 of issue 14's pass: a signal inside claim() left the lock file behind; one inside an import
+    (numpy.linalg, while torch's optimizer loads) was swallowed there and the run trained on to exit 0."""
+    run_dir = tmp_path / "R"
+    proc = subprocess.run([sys.executable, "-c", _SIGNAL_WHILE_STARTING, where, sig, "train", *RUN,
+                           f"hydra.run.dir={run_dir}"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == code, proc.stderr
+    assert _one_line(proc.stderr) == "nnexp: interrupted" + ("" if sig == "SIGINT" else f" ({sig})")
+    assert not run_dir.exists()
+
+
 # 2. resume=auto takes only the user's run
 
 

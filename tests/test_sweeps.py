@@ -52,7 +52,7 @@ def test_joblib_runs_the_jobs_in_parallel_processes_without_oversubscribing(tmp_
     assert len({s["seed"] for s in summaries}) == 2
     threads = max(1, _cores() // 2)  # the cores shared by the 2 jobs running at once
     for log in sweep.glob("*/train.log"):
-        assert f"| {threads} torch threads |" in log.read_text()
+        assert f"| {threads} torch threads, OpenMP wait " in log.read_text()
     assert "sweep: 4 jobs" in proc.stdout and f"tensorboard --logdir {sweep.relative_to(tmp_path)}" in proc.stdout
 
 
