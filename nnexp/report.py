@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -104,9 +105,16 @@ def _pm(stat: Stat) -> str:
 
 
 def find_summaries(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path] if path.name == "summary.json" else []
-    return sorted(path.rglob("summary.json")) if path.is_dir() else []
+    """Every ``summary.json`` at or below ``path``, readable or not: a dangling link or a folder of that name is
+    a damaged job to list, never one to leave out unsaid (pathlib's glob skips both)."""
+    if not path.is_dir():
+        return [path] if path.name == "summary.json" and (path.exists() or path.is_symlink()) else []
+    found = []
+    for folder, subdirs, files in os.walk(path):
+        if "summary.json" in files or "summary.json" in subdirs:
+            found.append(Path(folder) / "summary.json")
+        subdirs[:] = [d for d in subdirs if d != "summary.json"]
+    return sorted(found)
 
 
 @dataclass
@@ -120,8 +128,9 @@ def load_job(path: Path) -> dict[str, Any] | Damaged:
     """A job's summary.json as read by nnexp/record.py (any version), as its JSON object, with its metrics.csv
     (``_metrics``, for the plot) when it has a result; Damaged when either file cannot be read."""
     summary = record.read(path)
-    if summary is None:  # gone since the search
-        return Damaged(path, "no longer there")
+    if summary is None:  # a link to nothing, or gone since the search
+        return Damaged(path, f"a link to {os.readlink(path)}, which does not exist" if path.is_symlink()
+                       else "no longer there")
     if summary.status is Status.FAILED and (summary.error or "").startswith(record.UNREADABLE):
         return Damaged(path, summary.error.removeprefix(f"{record.UNREADABLE}: "))
     job = summary.to_dict()

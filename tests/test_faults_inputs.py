@@ -69,12 +69,15 @@ DAMAGE = [
     ("summary.json", lambda f: f.write_bytes(b"\xff\xfe{}"), "can't decode byte 0xff"),
     ("summary.json", lambda f: f.write_text('{"status": "completed", "overrides": 3}'),
      "'overrides' holds 3, not a list of strings"),
+    ("summary.json", lambda f: (f.unlink(), f.symlink_to(f.parent / "gone.json")), "gone.json, which does not exist"),
+    ("summary.json", lambda f: (f.unlink(), f.mkdir()), "Is a directory"),
 ]
 
 
 @pytest.mark.parametrize(("name", "damage", "reason"), DAMAGE,
                          ids=["junk line", "bad epoch", "bad number", "binary", "truncated", "empty",
-                              "truncated json", "non-utf8 json", "wrong shape"])
+                              "truncated json", "non-utf8 json", "wrong shape", "dangling link",
+                              "a folder"])
 def test_report_lists_a_damaged_job_and_reports_the_others(tmp_path, capsys, name, damage, reason):
     sweep = tmp_path / "sweep"
     for seed in (0, 1):
