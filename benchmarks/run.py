@@ -435,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds per case after the warm-up (median)")
     parser.add_argument("--only", default=",".join(CASES), help="comma-separated case ids, e.g. B2,B3")
     parser.add_argument("--quick", action="store_true", help="tiny cases, one round: checks the scripts, writes nothing")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the results go (default %(default)s)")
     args = parser.parse_args(argv)
     chosen = [c.strip().upper() for c in args.only.split(",") if c.strip()]
     unknown = [c for c in chosen if c not in CASES]
@@ -456,10 +457,10 @@ def main(argv: list[str] | None = None) -> int:
     agree = all("NOT" not in r["note"] for r in rows)
     if not args.quick:
         command = " ".join(["python benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])])
-        RESULTS.write_text(
+        args.out.write_text(
             f"# nnexp against a hand-written loop\n\n`{command}`, {date.today()}, medians of {repeats} rounds "
             f"after a warm-up.\n\nMachine: {machine()}\n\n{text}\n")
-        print(f"\nwritten to {RESULTS}")
+        print(f"\nwritten to {args.out}")
     return 0 if agree else 1
 
 

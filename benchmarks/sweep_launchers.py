@@ -23,14 +23,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pictures_overhead import machine  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS_sweeps.md"
-SWEEP = ["-m", "optimizer=sgd,adam", "trainer.seed=0,1", "trainer.progress=none"]
+SWEEPS = {  # the README's four-job sweep of the demo, and the small LeNet-5 sweep issue 15 timed (B6 small sweep)
+    "demo": ["-m", "optimizer=sgd,adam", "trainer.seed=0,1", "trainer.progress=none"],
+    "lenet5": ["-m", "dataset=digits", "model=lenet5", "trainer.epochs=10", "optimizer=sgd,adam", "trainer.seed=0,1",
+               "trainer.progress=none"],
+}
 LAUNCHERS = {"basic (one at a time)": [], "joblib (hydra/launcher=joblib)": ["hydra/launcher=joblib"]}
 
 
-def once(extra: list[str]) -> float:
+def once(sweep: list[str], extra: list[str]) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "nnexp", "train", *SWEEP, *extra], cwd=tmp,
+        proc = subprocess.run([sys.executable, "-m", "nnexp", "train", *sweep, *extra], cwd=tmp,
                               capture_output=True, text=True)
         seconds = time.perf_counter() - start
         if proc.returncode:
@@ -45,26 +49,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="2 epochs, 1 repeat: a smoke test, not a measurement")
+    parser.add_argument("--sweep", choices=SWEEPS, default="demo", help="which sweep (default %(default)s)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the results go (default %(default)s)")
     args = parser.parse_args(argv)
+    sweep = SWEEPS[args.sweep]
     repeats = 1 if args.quick else args.repeats
     quick = ["trainer.epochs=2"] if args.quick else []
     times: dict[str, list[float]] = {name: [] for name in LAUNCHERS}
     for r in range(repeats):
         for name in (list(LAUNCHERS) if r % 2 == 0 else list(reversed(LAUNCHERS))):
-            times[name].append(once([*LAUNCHERS[name], *quick]))
+            times[name].append(once(sweep, [*LAUNCHERS[name], *quick]))
     basic = statistics.median(times["basic (one at a time)"])
     lines = ["| launcher | wall time (s) | ratio to basic |", "|---|---:|---:|"]
     for name, values in times.items():
         median = statistics.median(values)
         lines.append(f"| {name} | {median:.2f} | {median / basic:.3f} |")
-    lines += ["", f"`nnexp train {' '.join(SWEEP)}` plus the launcher; medians of {repeats} alternating runs; "
+    lines += ["", f"`nnexp train {' '.join(sweep)}` plus the launcher; medians of {repeats} alternating runs; "
               "the whole process, worker start-up included."]
     text = "\n".join(lines)
     print(text)
     if not args.quick:
         command = " ".join(["python benchmarks/sweep_launchers.py", *(argv if argv is not None else sys.argv[1:])])
-        RESULTS.write_text(f"# Sweep launchers\n\n`{command}`, {date.today()}\n\nMachine: {machine()}\n\n{text}\n")
-        print(f"\nwritten to {RESULTS}")
+        args.out.write_text(f"# Sweep launchers\n\n`{command}`, {date.today()}\n\nMachine: {machine()}\n\n{text}\n")
+        print(f"\nwritten to {args.out}")
     return 0
 
 
