@@ -36,6 +36,7 @@ def test_every_preset_names_its_command_and_claim():
     (["experiment=xor"], 9),
     (["-m", "experiment=overfitting", "trainer.seed=0,1,2"], 3),
     (["experiment=optimizers"], 9),
+    (["-m", "experiment=digits_fast", "trainer.seed=0,1,2"], 3),
     # the two longest (about 3.5 minutes each on 2 cores) with the long tests, so the default run stays short
     pytest.param(["experiment=mitigations"], 18, marks=pytest.mark.slow),
     (["experiment=vanishing_gradients"], 9),
