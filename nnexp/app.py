@@ -175,9 +175,8 @@ def task(cfg: DictConfig) -> float | None:
         return _refused(exc, ctx, made_log)
     try:
         return _claimed(cfg, ctx, claim, made_log)
-    except KeyboardInterrupt as exc:  # between claiming and setting up: what this command made goes
-        if claim.new_folder:
-            rundir.discard(claim.run_dir, keep_log=not made_log, lock=claim.lock)
+    except KeyboardInterrupt as exc:  # before training began: what this command made goes
+        claim.abandon(keep_log=not made_log)
         raise signals.interrupted(exc) from None
     finally:
         claim.release()
@@ -198,39 +197,30 @@ def _claimed(cfg: DictConfig, ctx: RunContext, claim: lifecycle.Claim, made_log:
         print(f"nnexp: {lifecycle.finished_words(claim.done)}")
         return _end(0, ctx, claim.done)
 
-    def forget() -> None:  # a signal before training began: what this command made goes, nothing else
-        if claim.new_folder:
-            rundir.remove_config(ctx.run_dir)
-            rundir.discard(ctx.run_dir, keep_log=not made_log, lock=claim.lock)
+    def forget() -> None:
+        claim.abandon(keep_log=not made_log)
 
     # Until training starts a signal ends the command at once (one line, its exit code, the folder as it was):
     # raised as an exception it could land inside an import (torch, numpy.linalg), be swallowed there and leave
-    # the module half-made (fault F82). Setting up writes nothing a kill could damage.
+    # the module half-made (fault F82). Setting up writes nothing a kill could damage. (A KeyboardInterrupt
+    # raised otherwise before training is task()'s to handle, the same way.)
     try:
         with signals.exit_at_once(forget):
             from nnexp.run import Run  # torch is imported here, only when a run starts
 
             job = Run(cfg, ctx, claim).setup()
-    except KeyboardInterrupt as exc:
-        if claim.new_folder:
-            rundir.discard(ctx.run_dir, keep_log=not made_log, lock=claim.lock)
-        raise signals.interrupted(exc) from None
     except Exception as exc:  # before the run wrote anything: a config error, or one while building
         code, message = _report(exc, ctx)
         if ctx.multirun and claim.new_folder:  # the sweep keeps a record of the job: its table and reports list it
             record.write(ctx.run_dir, _failed(cfg, ctx, message))
-        elif claim.new_folder and code == EXIT_USAGE:  # nothing left half-written (a crash keeps its train.log);
-            rundir.discard(ctx.run_dir, keep_log=not made_log, lock=claim.lock)  # a folder that held a run: as it was
+        elif code == EXIT_USAGE:  # nothing left half-written (a crash keeps its train.log); a folder that held a
+            forget()  # run: as it was
         return _end(code, ctx)
     try:
         with signals.exit_at_once(forget):
             rundir.save_config(cfg, HydraConfig.get(), ctx.run_dir)
-    except (OSError, KeyboardInterrupt) as exc:
-        if claim.new_folder:  # what this command made goes: the config files, then the folder
-            rundir.remove_config(ctx.run_dir)
-            rundir.discard(ctx.run_dir, keep_log=not made_log, lock=claim.lock)
-        if isinstance(exc, KeyboardInterrupt):
-            raise signals.interrupted(exc) from None
+    except OSError as exc:
+        forget()  # what this command made goes: the config files, then the folder
         print(_folder_line(exc, ctx), file=sys.stderr)
         return _end(EXIT_USAGE, ctx)
     try:

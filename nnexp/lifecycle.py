@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nnexp import record
+from nnexp import record, rundir
 from nnexp.errors import ConfigError
 from nnexp.fingerprint import config_hash, same_run
 from nnexp.folder_lock import LOCK_FILE, FolderLock, FolderUnusable, RunBusy, busy  # noqa: F401 (re-exported)
@@ -72,6 +72,14 @@ class Claim:
 
     def release(self) -> None:
         self.lock.release()
+
+    def abandon(self, keep_log: bool) -> None:
+        """The run never began (a signal, or an error before training): in a new folder, remove what this
+        command made for it (the .hydra config, the lock file, its log unless ``keep_log``, empty folders);
+        a folder that held a run is left as it was."""
+        if self.new_folder:
+            rundir.remove_config(self.run_dir)
+            rundir.discard(self.run_dir, keep_log=keep_log, lock=self.lock)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ for a while before they sleep. On an idle machine that saves a wake-up; on a
 machine where another process wants the same cores (a second run, a test suite,
 a browser) the spinning threads and the other process take turns at the core
 and every parallel region waits for a thread that is not running: training
-gets about 300x slower (benchmarks/RESULTS.md, B8). With the wait policy
+gets tens to hundreds of times slower (issue 15 saw 300x; benchmarks/RESULTS_busy.md,
+B8, 6-15x for a hand-written loop). With the wait policy
 ``PASSIVE`` a thread with no work sleeps at once, and a competing load costs a
 run at most its share of the cores.
 
@@ -45,7 +46,6 @@ def choose(environ: MutableMapping[str, str] | None = None, modules: Mapping[str
 
 
 def apply() -> None:
-    """Called once by ``import nnexp``."""
+    """Called once, by ``import nnexp``: every nnexp module (the run's log line) sees ``choice`` set."""
     global choice
-    if not choice:
-        choice = choose()
+    choice = choose()

@@ -60,7 +60,7 @@ class Recorder:
         progress = "none" if trainer.progress == "auto" and ctx.parallel_jobs > 1 else trainer.progress
         self.reporter = Reporter(progress, epochs=trainer.epochs, title=self._title())
         log.info("run dir %s | device %s | %d torch threads, OpenMP wait %s | %d parameters | overrides %s",
-                 self.run_dir, parts.device, torch.get_num_threads(), openmp.choice or "OpenMP's default",
+                 self.run_dir, parts.device, torch.get_num_threads(), openmp.choice,
                  parts.num_params, list(ctx.overrides))
         if resumed:
             log.info("resumed from %s: epoch %d done, step %d of the next", resumed["checkpoint"], resumed["epoch"],

@@ -105,14 +105,20 @@ def remove_made(folder: Path, first_new: Path | None) -> None:
             break
 
 
+def _config_subdir() -> str | None:
+    """The run's config folder (``hydra.output_subdir`` as the user set it), or None when they asked for none."""
+    subdir = os.environ.get(OUTPUT_SUBDIR_ENV, ".hydra")
+    return None if subdir in ("", "null") else subdir
+
+
 def save_config(cfg: Any, hydra_cfg: Any, run_dir: Path) -> None:
     """The composed config, Hydra's own (``hydra_cfg``, HydraConfig.get()) and the overrides in
     ``<run_dir>/.hydra`` (what Hydra would write), once the run has its folder: Hydra itself writes nothing
     there (nnexp/lifecycle.py decides first)."""
     from omegaconf import OmegaConf
 
-    subdir = os.environ.get(OUTPUT_SUBDIR_ENV, ".hydra")
-    if subdir in ("", "null"):
+    subdir = _config_subdir()
+    if subdir is None:
         return
     hydra = OmegaConf.to_container(hydra_cfg, resolve=False)  # a copy: Hydra's own stays as it is
     hydra["output_subdir"] = subdir
@@ -126,8 +132,8 @@ def save_config(cfg: Any, hydra_cfg: Any, run_dir: Path) -> None:
 
 def remove_config(run_dir: Path) -> None:
     """Undo the ``.hydra`` config files of a run that never began, in a folder this command made."""
-    subdir = os.environ.get(OUTPUT_SUBDIR_ENV, ".hydra")
-    if subdir in ("", "null"):
+    subdir = _config_subdir()
+    if subdir is None:
         return
     folder = Path(run_dir) / subdir
     for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
