@@ -59,17 +59,21 @@ class BackgroundWriter:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
-    def submit(self, state: dict[str, Any], paths: list[Path]) -> None:
-        """Write ``state`` to each of ``paths``; its tensors are copied first, so training may go on."""
+    def submit(self, state: dict[str, Any], paths: list[Path],
+               earlier: tuple[dict[str, Any], list[Path]] | None = None) -> None:
+        """Write ``state`` to each of ``paths``; its tensors are copied first, so training may go on.
+        ``earlier``: another (state, paths) written before it, a snapshot already (a best epoch held back)."""
         self.wait()
-        state = snapshot(state)
+        writes = ([earlier] if earlier else []) + [(snapshot(state), paths)]
 
         def write() -> None:
-            path = paths[0]
+            path = writes[0][1][0]
             try:
-                atomic_write(path, encode_checkpoint(state), parents=False)  # never recreates a removed run folder
-                for path in paths[1:]:  # the same checkpoint under another name (best.pt and last.pt)
-                    atomic_copy(paths[0], path)
+                for state, paths in writes:
+                    path = paths[0]
+                    atomic_write(path, encode_checkpoint(state), parents=False)  # never recreates a removed run folder
+                    for path in paths[1:]:  # the same checkpoint under another name (best.pt and last.pt)
+                        atomic_copy(paths[0], path)
             except OSError as exc:  # disk full, the folder removed: one line naming the file
                 self._error = WriteError(path, exc)
                 self._error.__cause__ = exc

@@ -57,6 +57,7 @@ class TrainerConf:
     grad_clip: float | None = None
     threads: int = 0
     checkpoints: bool = True
+    checkpoint_every_s: float = 5.0  # last.pt at most every N seconds of wall time (and at the end); 0 = every epoch
     progress: str = "auto"
     pictures_every: int = 20  # epochs between decision-boundary / attention images; 0 = never
     histograms_every: int = 20  # epochs between weight/grad histograms and grad_norm scalars; 0 = never
@@ -168,6 +169,7 @@ _RULES: list[tuple[str, Any, str]] = [
     ("trainer.seed", lambda v: _int_at_least(0)(v) and v <= MAX_SEED, f"an integer in [0, {MAX_SEED}]"),
     ("trainer.grad_clip", lambda v: v is None or _positive(v), "null or a finite number > 0"),
     ("trainer.device", _device, "one of auto, cpu, cuda, cuda:N, mps"),
+    ("trainer.checkpoint_every_s", _non_negative, "a finite number >= 0 (seconds; 0 = every epoch)"),
     ("trainer.progress", lambda v: v in PROGRESS, "one of " + ", ".join(PROGRESS)),
     ("trainer.pictures_every", _int_at_least(0), "an integer >= 0 (epochs; 0 = never)"),
     ("trainer.histograms_every", _int_at_least(0), "an integer >= 0 (epochs; 0 = never)"),

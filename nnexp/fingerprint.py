@@ -14,7 +14,8 @@ from typing import Any
 
 # trainer keys that change how a run is shown or logged, not what it learns: they name no
 # hyperparameter (HPARAMS tab) and no configuration of a sweep (nnexp report)
-DISPLAY_KEYS = frozenset({"trainer.progress", "trainer.checkpoints", "trainer.threads", "trainer.eval_batch_size",
+DISPLAY_KEYS = frozenset({"trainer.progress", "trainer.checkpoints", "trainer.checkpoint_every_s",
+                          "trainer.threads", "trainer.eval_batch_size",
                           "trainer.pictures_every", "trainer.histograms_every", "trainer.confusion_matrix",
                           "trainer.resume", "trainer.resume_finished", "trainer.resume_config",
                           "trainer.tensorboard", "trainer.log_every_n_steps"})

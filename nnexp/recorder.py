@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import math
+import time
 import traceback
 from dataclasses import replace
 from typing import Any
@@ -23,7 +24,7 @@ import torch
 
 from nnexp import __version__, openmp, pictures, record
 from nnexp.build import Components
-from nnexp.checkpoint import BackgroundWriter, rng_state, save_checkpoint
+from nnexp.checkpoint import BackgroundWriter, rng_state, save_checkpoint, snapshot
 from nnexp.checks import split_override
 from nnexp.console import Reporter
 from nnexp.context import RunContext
@@ -55,6 +56,13 @@ class Recorder:
         self.checkpoints, self.tensorboard = trainer.checkpoints, trainer.tensorboard
         self.confusion = trainer.confusion_matrix and trainer.tensorboard and parts.data.task == "classification"
         self.saver = BackgroundWriter()  # epoch checkpoints are written while the next epoch trains
+        # last.pt at most every checkpoint_every_s seconds (a write costs ~10 ms: B2) and at the end. A skipped
+        # epoch's checkpoint is held in memory (a copy, ~1 ms) and written when the run ends in any way but a
+        # kill -9: only that loses epochs, at most checkpoint_every_s seconds of them, which a resume replays
+        self.checkpoint_every_s = float(trainer.get("checkpoint_every_s", 0) or 0)
+        self.written_at = time.monotonic()
+        self.held_last: dict[str, Any] | None = None  # the last epoch's checkpoint, not yet on disk
+        self.held_best: dict[str, Any] | None = None  # the best epoch's, if not yet on disk (best.pt)
         self.env_eval: dict[str, Any] = {}  # rl datasets: the latest evaluation in the environment, and its epoch
         # jobs running side by side would interleave their progress lines: each keeps its own train.log
         progress = "none" if trainer.progress == "auto" and ctx.parallel_jobs > 1 else trainer.progress
@@ -122,11 +130,41 @@ class Recorder:
         if finite and self.pictures_every and epoch % self.pictures_every == 0:
             self.draw(epoch)
         if self.checkpoints and finite:
-            self.tracker.flush()  # what a checkpoint holds is on disk first: a kill after it loses no curve
-            names = ["best.pt", "last.pt"] if improved else ["last.pt"]
-            self.saver.submit(self.checkpoint(epoch, metrics), [self.ckpt_dir / n for n in names])
+            self.save_epoch(epoch, metrics, improved)
         self.reporter.epoch(epoch, metrics, improved)
         log.info("epoch %d %s%s", epoch, dict(metrics), " (best)" if improved else "")
+
+    def save_epoch(self, epoch: int, metrics: dict[str, Any], improved: bool) -> None:
+        """This epoch's checkpoint, on the writer's thread, when ``checkpoint_every_s`` has passed since the last
+        one or the run ends with this epoch; otherwise held in memory (see :meth:`write_held`). best.pt is never
+        written ahead of the last.pt that names its epoch as the best."""
+        p = self.parts
+        state = self.checkpoint(epoch, metrics)
+        last = epoch >= p.settings.epochs or p.stopper.should_stop
+        if not last and time.monotonic() - self.written_at < self.checkpoint_every_s:
+            self.held_last = snapshot(state)
+            if improved:
+                self.held_best = self.held_last
+            return
+        self.tracker.flush()  # what a checkpoint holds is on disk first: a kill after it loses no curve
+        names = ["best.pt", "last.pt"] if improved else ["last.pt"]
+        best = self.held_best if not improved else None  # an earlier best epoch, held: best.pt first
+        self.held_last = self.held_best = None
+        self.saver.submit(state, [self.ckpt_dir / n for n in names],
+                          earlier=(best, [self.ckpt_dir / "best.pt"]) if best is not None else None)
+        self.written_at = time.monotonic()
+
+    def write_held(self, last: bool = True) -> None:
+        """The checkpoints held back, written now (the run ends: diverged, interrupted, failed): best.pt, then
+        last.pt unless ``last`` is false (a stop mid-epoch writes its own position instead)."""
+        self.saver.wait()
+        best, held, self.held_best, self.held_last = self.held_best, self.held_last, None, None
+        if (best is not None or held is not None) and self.tracker is not None:
+            self.tracker.flush()
+        if best is not None:
+            save_checkpoint(self.ckpt_dir / "best.pt", best)
+        if held is not None and last:
+            save_checkpoint(self.ckpt_dir / "last.pt", held)
 
     def evaluate_in_env(self, epoch: int) -> None:
         self.env_eval.update(epoch=epoch, values=self.parts.data.evaluate(self.parts.model))
@@ -156,8 +194,10 @@ class Recorder:
     def after_fit(self, result: FitResult) -> None:
         """The last checkpoint on disk; a stop mid-epoch keeps its position; the model the run ends with drawn."""
         p = self.parts
-        self.saver.wait()  # a failed write fails the run here
-        if result.status is Status.INTERRUPTED and self.checkpoints and p.state.sums is not None:
+        # a failed write fails the run here; a stop mid-epoch keeps its position
+        mid_epoch = result.status is Status.INTERRUPTED and self.checkpoints and p.state.sums is not None
+        self.write_held(last=not mid_epoch)
+        if mid_epoch:
             save_checkpoint(self.ckpt_dir / "last.pt", self.checkpoint(p.state.epoch, None))
         if not result.status.trained:
             return
@@ -243,10 +283,10 @@ class Recorder:
             raise error
 
     def _close_files(self) -> list[Exception]:
-        """The checkpoint in flight, TensorBoard's event file and metrics.csv finished, each whatever the others
+        """The checkpoints in flight and held back, TensorBoard's event file and metrics.csv finished, each whatever the others
         did, and the thread hook removed; what failed (a thread's error included), logged to train.log."""
         problems: list[Exception] = []
-        for step in (self.saver.wait, self.tracker.close if self.tracker is not None else None):
+        for step in (self.write_held, self.tracker.close if self.tracker is not None else None):
             try:
                 if step is not None:
                     step()

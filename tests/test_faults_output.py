@@ -169,19 +169,22 @@ def test_disk_full_when_reopening_the_event_file_on_resume(run_cli, tmp_path, mo
     assert (run_dir / "checkpoints" / "last.pt").is_file()  # what the first run saved is still there
 
 
-def test_disk_full_for_a_checkpoint_names_it(run_cli, tmp_path, monkeypatch):
+@pytest.mark.parametrize("every_s", ["0", "5"])  # a checkpoint every epoch: the second fails; the default: the only
+def test_disk_full_for_a_checkpoint_names_it(run_cli, tmp_path, monkeypatch, every_s):
     from nnexp import checkpoint
 
     run_dir, real, calls = tmp_path / "r", checkpoint.atomic_write, []
+    full_after = 1 if every_s == "0" else 0
 
-    def atomic_write(path, *args, **kwargs):  # the second epoch's checkpoint finds the disk full
+    def atomic_write(path, *args, **kwargs):
         calls.append(path)
-        if len(calls) > 1:
+        if len(calls) > full_after:
             disk_full()
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(checkpoint, "atomic_write", atomic_write)
-    code, _, err = run_cli("train", *FAST, "trainer.epochs=3", f"hydra.run.dir={run_dir}")
+    code, _, err = run_cli("train", *FAST, "trainer.epochs=3", f"trainer.checkpoint_every_s={every_s}",
+                           f"hydra.run.dir={run_dir}")
     assert code == 1
     line = one_error_line(err)
     assert re.fullmatch(rf"nnexp: error: cannot write {re.escape(str(run_dir))}/checkpoints/(best|last)\.pt: "

@@ -58,7 +58,8 @@ def _epochs_logged(run_dir: Path) -> int:
     return log.read_text().count("] - epoch ") if log.is_file() else 0
 
 
-def _kill_and_resume(tmp_path: Path, kills: int, epochs: int, seed: int) -> None:
+def _kill_and_resume(tmp_path: Path, kills: int, epochs: int, seed: int, every_s: float = 0) -> None:
+    """``every_s``: trainer.checkpoint_every_s (0: a checkpoint after every epoch, so every kill finds one)."""
     reference = tmp_path / "reference"
     proc = _start(reference, f"trainer.epochs={epochs}")
     assert proc.wait(timeout=600) == 0, proc.stderr.read()
@@ -69,7 +70,7 @@ def _kill_and_resume(tmp_path: Path, kills: int, epochs: int, seed: int) -> None
     stopped = 0
     while stopped < kills:
         before = _epochs_logged(run_dir)
-        proc = _start(run_dir, f"trainer.epochs={epochs}", "trainer.resume=auto")
+        proc = _start(run_dir, f"trainer.epochs={epochs}", "trainer.resume=auto", f"trainer.checkpoint_every_s={every_s}")
         deadline = time.monotonic() + 120
         while proc.poll() is None and _epochs_logged(run_dir) == before and time.monotonic() < deadline:
             time.sleep(0.02)  # until this process has trained an epoch: then stop it at a random moment
@@ -91,13 +92,54 @@ def _kill_and_resume(tmp_path: Path, kills: int, epochs: int, seed: int) -> None
     _same_run(reference, run_dir)
 
 
-def test_killed_five_times_at_random_moments_ends_bit_identical(tmp_path):
-    _kill_and_resume(tmp_path, kills=5, epochs=40, seed=0)
+@pytest.mark.parametrize("every_s", [0, 0.4])  # every epoch; every few epochs, an improved one held back between
+def test_killed_five_times_at_random_moments_ends_bit_identical(tmp_path, every_s):
+    _kill_and_resume(tmp_path, kills=5, epochs=40, seed=0, every_s=every_s)
 
 
 @pytest.mark.slow
 def test_killed_twenty_times_at_random_moments_ends_bit_identical(tmp_path):
     _kill_and_resume(tmp_path, kills=20, epochs=120, seed=1)
+
+
+def _checkpoint(run_dir: Path, name: str) -> dict:
+    return torch.load(run_dir / "checkpoints" / name, weights_only=True)
+
+
+def test_checkpoints_every_few_seconds_still_end_with_the_last_and_the_best_epoch(run_cli, tmp_path):
+    """Epochs between two checkpoints write none; the last epoch and the best one are on disk at the end."""
+    run_dir = tmp_path / "run"
+    # the default demo overfits: its val/loss is lowest after a dozen or two epochs
+    code, _, err = run_cli("train", "trainer.epochs=40", "regularizer.early_stopping.patience=100",
+                           "trainer.progress=none", "trainer.checkpoint_every_s=3600", f"hydra.run.dir={run_dir}")
+    assert code == 0, err
+    s = read_summary(run_dir)
+    last, best = _checkpoint(run_dir, "last.pt"), _checkpoint(run_dir, "best.pt")
+    assert last["epoch"] == s["epochs_run"] == 40 and last["train_state"]["epoch"] == 40
+    assert best["epoch"] == s["best_epoch"] < 40, "the run should end past its best epoch"
+    assert best["early_stopping"]["best_epoch"] == best["epoch"]
+    assert last["early_stopping"]["best_epoch"] == best["epoch"]
+
+
+def test_ctrl_c_between_two_checkpoints_saves_the_epoch_it_stopped_after(tmp_path):
+    """A polite stop writes the checkpoint the time limit held back, so no epoch is lost."""
+    run_dir = tmp_path / "run"
+    proc = _start(run_dir, "trainer.epochs=1000", "trainer.checkpoint_every_s=3600")
+    try:
+        deadline = time.monotonic() + 120
+        while _epochs_logged(run_dir) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    s = read_summary(run_dir)
+    ckpt = _checkpoint(run_dir, "last.pt")
+    position = ckpt["train_state"]
+    # after the epoch it had finished, or inside the next one: either way the position of the stop
+    assert position["epoch"] == s["epochs_run"] >= 3
+    assert ckpt["epoch"] == position["epoch"]
 
 
 def _continue(run_cli, run_dir: Path, epochs: int) -> None:
@@ -128,7 +170,8 @@ def test_without_the_random_states_the_resumed_run_differs(run_cli, tmp_path, mo
 def _killed_run(tmp_path: Path, runs: Path) -> Path:
     """A run of RUN started in tmp_path and killed (SIGKILL: no summary.json) once it has a checkpoint."""
     before = set(runs.glob("*/*"))
-    proc = subprocess.Popen([sys.executable, "-m", "nnexp", "train", *RUN, "trainer.epochs=1000"], cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, "-m", "nnexp", "train", *RUN, "trainer.epochs=1000",
+                             "trainer.checkpoint_every_s=0"], cwd=tmp_path,  # a checkpoint from the first epoch
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
