@@ -127,3 +127,51 @@ def test_launcher_benchmark_quick_mode_runs():
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "| joblib (hydra/launcher=joblib) |" in proc.stdout
+
+
+def test_nnexp_sweeper_composes_each_job_once_and_still_checks_the_sweep_first(run_cli, tmp_path, monkeypatch):
+    """Hydra's basic sweeper composes every job twice (its check, then the launcher); nnexp's, once."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    real, calls = ConfigLoaderImpl.load_sweep_config, []
+
+    def counting(self, master_config, sweep_overrides):
+        calls.append(tuple(sweep_overrides))
+        return real(self, master_config, sweep_overrides)
+
+    monkeypatch.setattr(ConfigLoaderImpl, "load_sweep_config", counting)
+    code, _, err = run_cli("train", "-m", *QUICK, "trainer.seed=0,1,2")
+    assert code == 0, err
+    assert len(calls) == 3 and len(set(calls)) == 3
+    assert [s["seed"] for s in _summaries(_sweep(tmp_path))] == [0, 1, 2]
+
+    calls.clear()
+    code, _, err = run_cli("train", "-m", *QUICK, "hydra/sweeper=basic", "trainer.seed=3,4")
+    assert code == 0 and len(calls) == 4, err  # Hydra's own: twice each (the negative control)
+
+    calls.clear()  # a job that cannot be composed fails the sweep before any job runs, as with Hydra's sweeper
+    code, _, err = run_cli("train", "-m", *QUICK, "hydra.sweep.dir=bad", "model=mlp,nosuchmodel")
+    assert code != 0 and "nosuchmodel" in err and not list((tmp_path / "bad").glob("*/summary.json")), err
+    assert len(calls) == 2  # both jobs composed by the check, none launched
+
+
+class _CountingLoader:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def load_sweep_config(self, master_config, sweep_overrides):
+        self.calls += 1
+        return {"job": list(sweep_overrides), "n": self.calls}
+
+
+def test_compose_once_hands_each_config_back_once_and_never_pickles_what_it_holds():
+    import pickle
+
+    from hydra_plugins.nnexp_sweeper import ComposeOnce
+
+    master, loader = object(), _CountingLoader()
+    once = ComposeOnce(loader)
+    once.check(master, [["a=1"], ["a=2"]])
+    assert once.load_sweep_config(master, ["a=2"]) == {"job": ["a=2"], "n": 2} and loader.calls == 2
+    assert once.load_sweep_config(master, ["a=2"]) == {"job": ["a=2"], "n": 3}  # handed back once only
+    assert len(pickle.loads(pickle.dumps(once)).held) == 0 and len(once.held) == 1
