@@ -17,6 +17,15 @@ from nnexp import cli, config
 REPO = Path(__file__).resolve().parents[1]
 # Small, quick settings for runs that only need to exercise the path, not learn anything.
 SHRINK = ["trainer.epochs=2", "trainer.progress=none", "trainer.threads=1"]
+# Under pytest-xdist each worker trains in its own process: one torch thread each, set before torch loads, so
+# the workers share the cores instead of each claiming all of them
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: a worker per core, at most 4 (most tests start training processes of their own)."""
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
 @pytest.fixture(autouse=True)
