@@ -27,11 +27,13 @@ SWEEPS = {  # the README's four-job sweep of the demo, and the small LeNet-5 swe
     "demo": ["-m", "optimizer=sgd,adam", "trainer.seed=0,1", "trainer.progress=none"],
     "lenet5": ["-m", "dataset=digits", "model=lenet5", "trainer.epochs=10", "optimizer=sgd,adam", "trainer.seed=0,1",
                "trainer.progress=none"],
+    "mitigations": ["experiment=mitigations", "trainer.progress=none"],  # a sweep preset: 18 jobs
 }
+JOBS = {"demo": 4, "lenet5": 4, "mitigations": 18}
 LAUNCHERS = {"basic (one at a time)": [], "joblib (hydra/launcher=joblib)": ["hydra/launcher=joblib"]}
 
 
-def once(sweep: list[str], extra: list[str]) -> float:
+def once(sweep: list[str], extra: list[str], expected: int = 4) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "nnexp", "train", *sweep, *extra], cwd=tmp,
@@ -40,9 +42,19 @@ def once(sweep: list[str], extra: list[str]) -> float:
         if proc.returncode:
             raise RuntimeError(f"{' '.join(extra)} exited {proc.returncode}: {proc.stderr[-500:]}")
         jobs = len(list(Path(tmp).glob("outputs/multirun/*/*/*/summary.json")))
-        if jobs != 4:
-            raise RuntimeError(f"{' '.join(extra)}: {jobs} job summaries, expected 4")
+        if jobs != expected:
+            raise RuntimeError(f"{' '.join(extra)}: {jobs} job summaries, expected {expected}")
     return seconds
+
+
+def measure(name: str, repeats: int, quick: bool = False) -> dict[str, list[float]]:
+    """Seconds of each launcher running the sweep ``name`` (``repeats`` alternating rounds)."""
+    extra = ["trainer.epochs=2"] if quick else []
+    times: dict[str, list[float]] = {launcher: [] for launcher in LAUNCHERS}
+    for r in range(repeats):
+        for launcher in (list(LAUNCHERS) if r % 2 == 0 else list(reversed(LAUNCHERS))):
+            times[launcher].append(once(SWEEPS[name], [*LAUNCHERS[launcher], *extra], JOBS[name]))
+    return times
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,11 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sweep = SWEEPS[args.sweep]
     repeats = 1 if args.quick else args.repeats
-    quick = ["trainer.epochs=2"] if args.quick else []
-    times: dict[str, list[float]] = {name: [] for name in LAUNCHERS}
-    for r in range(repeats):
-        for name in (list(LAUNCHERS) if r % 2 == 0 else list(reversed(LAUNCHERS))):
-            times[name].append(once(sweep, [*LAUNCHERS[name], *quick]))
+    times = measure(args.sweep, repeats, args.quick)
     basic = statistics.median(times["basic (one at a time)"])
     lines = ["| launcher | wall time (s) | ratio to basic |", "|---|---:|---:|"]
     for name, values in times.items():
