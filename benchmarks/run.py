@@ -179,8 +179,8 @@ def b1_startup(quick: bool, repeats: int, root: Path) -> list[dict]:
         "torch+optimizer": [py, "-c", "import torch; torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)"],
         "help": [py, "-m", "nnexp", "--help"],
         "cfg": [py, "-m", "nnexp", "train", "--cfg", "job"],
-        "epoch": [py, "-m", "nnexp", "train", "trainer.epochs=1", "trainer.progress=none",
-                  f"hydra.run.dir={root / 'b1'}", "hydra.job.chdir=false"],
+        # a new run folder each time under root/outputs (a finished run's folder is not run in again)
+        "epoch": [py, "-m", "nnexp", "train", "trainer.epochs=1", "trainer.progress=none", "hydra.job.chdir=false"],
     }
     if quick:  # the start-up of a training process is measured by B5's sweep too
         for name in ("torch+optimizer", "epoch"):
