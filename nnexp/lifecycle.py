@@ -151,7 +151,7 @@ def _continue(folder: Path, where: Path, ask: Ask) -> Claim:
             claim.done, claim.resume_from = summary, None
         elif summary is not None and summary.status is Status.EARLY_STOPPED:
             claim.restart_patience = True
-        if claim.done is None and where.is_dir() and not has_checkpoint(where.parent):
+        if claim.done is None and not where.is_file() and not has_checkpoint(where.parent):
             claim.resume_from = None  # killed before its first checkpoint: nothing to continue from
             if summary is not None and summary.outcome is not Outcome.RESUMABLE:
                 raise ConfigError(f"trainer.resume: {folder} holds a {summary.status} run without checkpoints, so "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -312,6 +313,23 @@ def test_best_weights_missing_on_resume_are_said_and_recorded(run_cli, tmp_path)
     assert any("best.pt is missing" in w for w in s["warnings"])
     if not s["restored_best"]:  # a later epoch may have beaten the lost best; if not, nothing claims it did
         assert s["best_epoch"] != s["epochs_run"] or s["best"] == s["final"]
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_over_under_resume_auto(run_cli, tmp_path):
+    """trainer.checkpoint_every_s holds checkpoints back: a SIGKILL in the first seconds leaves curves, no
+    checkpoint. resume=auto then trains from epoch 1 again, keeping the earlier start, instead of failing."""
+    run_dir = tmp_path / "R"
+    _unfinished(run_cli, run_dir)
+    shutil.rmtree(run_dir / "checkpoints")
+    earlier = (run_dir / "metrics.csv").read_text()
+    code, out, err = _train(run_cli, run_dir, *RUN, "trainer.epochs=3", "trainer.resume=auto")
+    assert code == 0, err
+    assert "no checkpoint yet, so the run starts over" in out + err
+    s = read_summary(run_dir)
+    assert s["status"] == "completed" and s["epochs_run"] == 3 and s["resumed_from"] is None
+    rows = (run_dir / "metrics.csv").read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == [1, 2, 3]
+    assert (run_dir / "previous" / "1" / "metrics.csv").read_text() == earlier
 
 
 # 12 (part): SIGHUP, and Ctrl-C / SIGTERM while starting
