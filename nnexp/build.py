@@ -35,6 +35,7 @@ from nnexp.errors import ConfigError, NnexpError, OptionError
 from nnexp.loop import FitSettings
 from nnexp.losses import Objective, make_objective
 from nnexp.models import count_parameters
+from nnexp.threads import auto_threads
 from nnexp.train_state import TrainState
 
 log = logging.getLogger("nnexp")
@@ -55,6 +56,7 @@ class Components:
     state: TrainState  # where training stands: new, or restored from a checkpoint
     config: dict[str, Any]  # the resolved config: checkpoints carry it, its hash names the run
     cures: frozenset[str]  # the regularizers in use (early_stopping, weight_decay, dropout), for the diagnosis
+    threads: str = ""  # the torch threads and why, for the run's log line
 
     @property
     def num_params(self) -> int:
@@ -82,6 +84,7 @@ def build(cfg: DictConfig, ctx: RunContext) -> Components:
     model_name = ctx.choices.get("model") or cfg.model._target_
     model = component("model", cfg.model, **_data_facts(model_class, data, objective.num_outputs, model_name))
     model = model.to(device)
+    threads = choose_threads(tc.threads, model, data, tc.batch_size, device, ctx.parallel_jobs)
     with one_line("optimizer"):
         make_optimizer = instantiate(cfg.optimizer, _convert_="all")  # a partial: the parameters come next
         optimizer = make_optimizer(param_groups(model, make_optimizer.keywords.get("weight_decay") or 0.0))
@@ -102,7 +105,7 @@ def build(cfg: DictConfig, ctx: RunContext) -> Components:
                                       ("weight_decay", reg.weight_decay > 0 or reg.l1 > 0),
                                       ("dropout", reg.dropout > 0)) if on)
     return Components(device, ranks, data, objective, model, optimizer, scheduler, stopper, settings,
-                      TrainState.new(tc.seed), OmegaConf.to_container(cfg, resolve=True), cures)
+                      TrainState.new(tc.seed), OmegaConf.to_container(cfg, resolve=True), cures, threads)
 
 
 def select_device(name: str) -> torch.device:
@@ -126,7 +129,8 @@ def select_device(name: str) -> torch.device:
 
 
 def configure_torch(threads: int, seed: int, deterministic: bool, parallel_jobs: int = 1) -> None:
-    """``threads`` 0: the cores this process may use, shared out among the jobs running at once."""
+    """``threads`` 0: the cores this process may use, shared out among the jobs running at once (until the
+    model is built: then :func:`choose_threads` decides from its size)."""
     torch.set_num_threads(threads or max(1, cores() // parallel_jobs))
     # Weight decay drives unused weights (digits' blank border pixels) toward 0 through denormal
     # floats, which x86 CPUs compute in slow microcode; flushed to 0, the L2 arm of
@@ -140,6 +144,22 @@ def configure_torch(threads: int, seed: int, deterministic: bool, parallel_jobs:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
+
+
+def choose_threads(threads: int, model: torch.nn.Module, data: Data, batch_size: int, device: torch.device,
+                   parallel_jobs: int = 1) -> str:
+    """``trainer.threads=N`` as given; 0 on the CPU: one thread unless the model's layers are large
+    (nnexp/threads.py). Returns the log line's words."""
+    available = max(1, cores() // parallel_jobs)
+    if threads:
+        torch.set_num_threads(threads)
+        return f"{threads} torch thread{'s' if threads > 1 else ''} (trainer.threads={threads})"
+    if device.type != "cpu":  # the device does the work; the CPU threads only feed it
+        torch.set_num_threads(available)
+        return f"{available} torch thread{'s' if available > 1 else ''} (auto: training on {device.type})"
+    count, why = auto_threads(model, data.train.x[:1], batch_size, available)
+    torch.set_num_threads(count)
+    return f"{count} torch thread{'s' if count > 1 else ''} ({why})"
 
 
 def reads_loss_every_step(device: torch.device) -> bool:

@@ -164,7 +164,7 @@ _RULES: list[tuple[str, Any, str]] = [
     ("trainer.epochs", _int_at_least(1), "an integer >= 1"),
     ("trainer.batch_size", _int_at_least(1), "an integer >= 1"),
     ("trainer.eval_batch_size", _int_at_least(1), "an integer >= 1"),
-    ("trainer.threads", _int_at_least(0), "an integer >= 0 (0 = one per available core)"),
+    ("trainer.threads", _int_at_least(0), "an integer >= 0 (0 = auto: chosen from the model's layer sizes)"),
     # numpy's global generator takes 32-bit seeds (torch's would take 64-bit ones)
     ("trainer.seed", lambda v: _int_at_least(0)(v) and v <= MAX_SEED, f"an integer in [0, {MAX_SEED}]"),
     ("trainer.grad_clip", lambda v: v is None or _positive(v), "null or a finite number > 0"),

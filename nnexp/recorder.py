@@ -67,8 +67,8 @@ class Recorder:
         # jobs running side by side would interleave their progress lines: each keeps its own train.log
         progress = "none" if trainer.progress == "auto" and ctx.parallel_jobs > 1 else trainer.progress
         self.reporter = Reporter(progress, epochs=trainer.epochs, title=self._title())
-        log.info("run dir %s | device %s | %d torch threads, OpenMP wait %s | %d parameters | overrides %s",
-                 self.run_dir, parts.device, torch.get_num_threads(), openmp.choice,
+        log.info("run dir %s | device %s | %s, OpenMP wait %s | %d parameters | overrides %s",
+                 self.run_dir, parts.device, parts.threads or f"{torch.get_num_threads()} torch threads", openmp.choice,
                  parts.num_params, list(ctx.overrides))
         if resumed:
             log.info("resumed from %s: epoch %d done, step %d of the next", resumed["checkpoint"], resumed["epoch"],

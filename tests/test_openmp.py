@@ -55,7 +55,7 @@ def test_import_nnexp_sets_it_before_torch_loads(user, seen):
 @pytest.mark.parametrize("user, extra, logged", [
     ({}, [], "OpenMP wait PASSIVE (nnexp's default)"),
     ({"OMP_WAIT_POLICY": "ACTIVE"}, [], "OpenMP wait yours: OMP_WAIT_POLICY=ACTIVE"),
-    ({}, ["trainer.threads=1"], "1 torch threads, OpenMP wait PASSIVE (nnexp's default)"),
+    ({}, ["trainer.threads=1"], "1 torch thread (trainer.threads=1), OpenMP wait PASSIVE (nnexp's default)"),
 ])
 def test_a_run_logs_what_it_applies_and_keeps_the_users_threads(tmp_path, user, extra, logged):
     """Through the real entry point: the run's train.log says which policy holds and how many threads."""
