@@ -388,7 +388,8 @@ def _threads_rows(quick: bool, repeats: int, root: Path, epochs: int) -> list[di
     rows = []
     for name, overrides in list(THREAD_CASES.items())[:1 if quick else None]:
         base = [*overrides, f"trainer.epochs={epochs}", "trainer.checkpoints=false", "trainer.tensorboard=false"]
-        sides = {str(n): _epoch_side([*base, f"trainer.threads={n}"], root / f"{name}{n}") for n in (0, 1, 2)}
+        folder = re.sub(r"[^A-Za-z0-9]+", "_", name)  # no commas: Hydra would read hydra.run.dir as a list
+        sides = {str(n): _epoch_side([*base, f"trainer.threads={n}"], root / f"{folder}{n}") for n in (0, 1, 2)}
         res = alternate(sides, repeats)
         best = min(("1", "2"), key=lambda n: res[n]["median"])
         ratio = res["0"]["median"] / res[best]["median"]
