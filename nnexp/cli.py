@@ -32,7 +32,7 @@ options:
 
 examples:
   nnexp train                                    offline demo: overfitting caught by early stopping
-  nnexp train dataset=moons model.hidden=[16,16]
+  nnexp train dataset=moons 'model.hidden=[16,16]'
   nnexp train -m regularizer=none,l2,dropout,early_stopping trainer.epochs=50
   nnexp train experiment=xor && nnexp report outputs/multirun/<date>/<time>_<id>
   nnexp check
@@ -84,6 +84,11 @@ def _dispatch(argv: list[str] | None) -> None:
     if command in ("-V", "--version"):
         print(f"nnexp {__version__}")
         raise SystemExit(0)
+    if command == "train" and any(a in ("-h", "--help") for a in rest):
+        # the config tree's own words; Hydra, no torch
+        from nnexp.train_help import main as help_main
+
+        raise SystemExit(help_main(rest))
     if command == "train":
         from nnexp.app import train  # Hydra; torch only once a run starts
 

@@ -113,6 +113,28 @@ def register() -> None:
         OmegaConf.register_new_resolver("nnexp_uid", _uid, use_cache=True)
     if not OmegaConf.has_resolver("nnexp_flat"):
         OmegaConf.register_new_resolver("nnexp_flat", flat_name)
+    if not OmegaConf.has_resolver("nnexp_label"):
+        OmegaConf.register_new_resolver("nnexp_label", run_label)
+
+
+LABEL_LENGTH = 80  # the readable end of a run folder's name, at most this long
+
+
+def run_label(model: str, dataset: str, overrides: str = "") -> str:
+    """The readable end of a single run's folder name (``${nnexp_label:...}`` in train.yaml):
+    ``mlp-moons`` then the other overrides as Hydra's override_dirname lists them, ``model.hidden=16,16``;
+    characters a shell or a file system would trip over dropped, at most LABEL_LENGTH characters."""
+    others = [o for o in str(overrides).split(",") if o and not o.startswith(("model=", "dataset="))]
+    # override_dirname separates overrides by commas, and a list value holds commas too: rejoin its items
+    parts: list[str] = []
+    for item in others:
+        if parts and "=" not in item:
+            parts[-1] += "," + item
+        else:
+            parts.append(item)
+    text = "_".join([f"{model}-{dataset}", *parts])
+    text = "".join(c for c in text.replace("/", "-").replace(" ", "_") if c.isalnum() or c in "._=,+-")
+    return text[:LABEL_LENGTH].rstrip("_,=.-")
 
 
 def flat_name(text: str) -> str:

@@ -76,7 +76,10 @@ class Reporter:
         table.add_row("gap (val - train loss)", _fmt(gap_best), _fmt(gap_final))
         self.console.print(table)
         for line in words:
-            self.console.print(line, soft_wrap=False)
+            if line.startswith("To continue it"):  # a command to copy: one line, as typed, whatever the width
+                print(line, flush=True)
+            else:
+                self.console.print(line, soft_wrap=False)
         if logdir is not None:  # None: the run wrote no TensorBoard events
             print(f"See the curves:  tensorboard --logdir {logdir}", flush=True)  # unwrapped: copy-pasteable
         else:

@@ -33,7 +33,7 @@ from nnexp.fingerprint import DISPLAY_KEYS
 from nnexp.loop import FitResult
 from nnexp.output import RunFolder, ThreadErrors, guard_std_streams
 from nnexp.record import RunSummary, Status
-from nnexp.tracking import Tracker
+from nnexp.tracking import HPARAM_CURVES, Tracker
 
 log = logging.getLogger("nnexp")
 
@@ -119,6 +119,9 @@ class Recorder:
         self.folder.check(f" (noticed at the end of epoch {epoch})")
         self._raise_thread_error()
         self.tracker.log_epoch(epoch, metrics)
+        stopper = self.parts.stopper
+        if math.isfinite(stopper.best_value):  # the best so far: a step curve under val/loss, HPARAMS' metric
+            self.tracker.log_scalars("best", {stopper.monitor: stopper.best_value}, epoch)
         finite = (not metrics.get("diverged") and math.isfinite(metrics["train/loss"])
                   and math.isfinite(metrics["val/loss"]))
         if finite and self.parts.data.evaluate is not None and self.parts.data.eval_every \
@@ -224,15 +227,8 @@ class Recorder:
 
     def report(self, summary: RunSummary, words: list[str]) -> None:
         """The run in words: TensorBoard's TEXT and HPARAMS tabs, the terminal, train.log."""
-        best, final = summary.best, summary.final
         self.tracker.log_text("summary", "\n\n".join(words))
-        self.tracker.log_hparams(
-            hparams(self.ctx, summary.seed),
-            {"best/val/loss": best.get("val/loss"), "best/val/acc": best.get("val/acc"),
-             "final/train/loss": final.get("train/loss"), "final/val/loss": final.get("val/loss"),
-             "final/val/acc": final.get("val/acc"), "best_epoch": summary.best_epoch},
-            step=summary.epochs_run,
-        )
+        self.tracker.log_hparams(hparams(self.ctx, summary.seed), (f"best/{summary.monitor}", *HPARAM_CURVES))
         self.reporter.summary(summary.to_dict(), words, str(self.ctx.logdir) if self.tensorboard else None)
         for line in words:
             log.info(line)

@@ -30,9 +30,9 @@ from nnexp.output import RunFolder
 CSV_COLUMNS = ("epoch", "train/loss", "val/loss", "train/acc", "val/acc", "lr", "seconds",
                "grad_norm/first_layer", "grad_norm/last_layer")
 SCALARS = ("train/loss", "val/loss", "train/acc", "val/acc", "lr", "grad_norm/first_layer", "grad_norm/last_layer")
-# metrics shown in the HPARAMS tab; each is also logged as a scalar at the end of the run
-HPARAM_METRICS = ("best/val/loss", "best/val/acc", "final/train/loss", "final/val/loss",
-                  "final/val/acc", "best_epoch")
+# the HPARAMS tab shows, for each metric, the last value of that per-epoch curve: the final epoch's, and
+# best/<monitor>, the best value so far (nnexp/recorder.py): no one-point charts of their own in SCALARS
+HPARAM_CURVES = ("train/loss", "val/loss", "train/acc", "val/acc")
 HISTOGRAM_BINS = 30  # equal-width buckets between a tensor's min and max
 
 
@@ -81,9 +81,9 @@ class Tracker:
             with self._writing(None):
                 self.writer = SummaryWriter(log_dir=str(self.run_dir), flush_secs=30, purge_step=purge)
         # one chart overlaying train and val loss, one for accuracy: the overfitting picture
-        layout = {"curves": {"loss": ["Multiline", ["train/loss", "val/loss"]]}}
+        layout = {"curves": {"loss": ["Multiline", ["train/loss", "val/loss", "best/val/loss"]]}}
         if classification:
-            layout["curves"]["accuracy"] = ["Multiline", ["train/acc", "val/acc"]]
+            layout["curves"]["accuracy"] = ["Multiline", ["train/acc", "val/acc", "best/val/acc"]]
         with self._writing(None):
             self.writer.add_custom_scalars(layout)
         path = self.csv_path
@@ -221,15 +221,13 @@ class Tracker:
         self.writer.add_text(tag, text)
 
     @_events
-    def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float | None], step: int) -> None:
-        """Write the hparams entry into this run's own event file (not a timestamped subfolder)."""
-        values = {k: v for k, v in metrics.items() if v is not None and math.isfinite(v)}
-        exp, ssi, sei = hparams_summary(_hparam_values(hparams), dict.fromkeys(HPARAM_METRICS, 0.0))
+    def log_hparams(self, hparams: dict[str, Any], metrics: tuple[str, ...]) -> None:
+        """Write the hparams entry into this run's own event file (not a timestamped subfolder). ``metrics``:
+        per-epoch tags; HPARAMS shows the last value of each (TensorBoard reads the curve itself)."""
+        exp, ssi, sei = hparams_summary(_hparam_values(hparams), dict.fromkeys(metrics, 0.0))
         file_writer = self.writer._get_file_writer()
         for summary in (exp, ssi, sei):
             file_writer.add_summary(summary)
-        for tag, value in values.items():
-            self.writer.add_scalar(tag, value, step)
 
     def flush(self) -> None:
         with self._writing(None):

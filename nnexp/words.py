@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from nnexp.checks import parse, verdict
@@ -24,6 +25,8 @@ def in_words(s: RunSummary, patience: int) -> list[str]:
                  + (f", weights of epoch {b} restored." if s.restored_best else ".")]
     else:
         lines = [f"Run {s.status}: {s.message}."]
+    if s.status is Status.INTERRUPTED and s.run_dir:
+        lines.append(f"To continue it where it stopped:  {resume_command(s)}")
     for label, m, ep in (("best", s.best, b), ("final", s.final, e)):
         if m:
             acc = (f"; train/acc {m['train/acc']:.3f} vs val/acc {m['val/acc']:.3f}"
@@ -44,3 +47,10 @@ def in_words(s: RunSummary, patience: int) -> list[str]:
     if any(parse(text).across_jobs for text in s.expect):
         lines.append("Claims that compare the jobs of a sweep are checked by: nnexp report <sweep dir>.")
     return lines
+
+
+def resume_command(s: RunSummary) -> str:
+    """The command that continues a stopped run exactly where it stopped: its own overrides (the same config)
+    and ``trainer.resume=<its folder>``, each word quoted where bash or zsh would read it otherwise."""
+    keep = [o for o in s.overrides if o.split("=", 1)[0].lstrip("+~") not in ("trainer.resume", "hydra.run.dir")]
+    return shlex.join(["nnexp", "train", *keep, f"trainer.resume={s.run_dir}"])

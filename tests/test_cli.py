@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -39,9 +40,37 @@ def test_version(run_cli):
 def test_train_help_lists_groups_and_options(run_cli):
     code, out, _ = run_cli("train", "--help")
     assert code == 0
-    for group in ("dataset:", "model:", "optimizer:", "regularizer:", "scheduler:", "trainer:", "experiment:"):
-        assert group in out
+    for group in ("dataset", "model", "optimizer", "regularizer", "scheduler", "trainer", "experiment"):
+        assert re.search(rf"^  {group} +[ *]\w", out, flags=re.M), group
     assert "early_stopping" in out and "spirals" in out and "cosine" in out
+
+
+def test_train_help_says_what_each_option_and_key_is_in_the_words_of_its_yaml(run_cli):
+    from nnexp import config
+
+    code, out, _ = run_cli("train", "--help")
+    assert code == 0
+    conf = config.config_dir()
+    for path in sorted(conf.glob("*/*.yaml")):  # every option of every group users pick from, with its words
+        if path.parent.name == "hydra":
+            continue
+        group, option = path.parent.name, path.stem
+        assert re.search(rf"^  (?:{group})? +[ *]{option} +\S", out, flags=re.M), f"{group}={option}: no description"
+    assert "*digits" in out and "*mlp" in out and "*adam" in out  # what this command would use
+    assert "trainer.checkpoint_every_s=5.0  # last.pt at most every N s and at the end; 0 = every epoch" in \
+        re.sub(r" {2,}#", "  #", out)
+    assert "regularizer.early_stopping.patience=20" in out and "epochs without improvement before stopping" in out
+    # internals stay out: the sub-groups of presets' arms, _target_ lines, Hydra's own groups
+    assert "deep_net" not in out and "_target_" not in out and "hydra/launcher" not in out
+
+
+def test_train_help_shows_the_keys_of_the_config_the_overrides_compose(run_cli):
+    code, out, _ = run_cli("train", "model=resnet", "optimizer=sgd", "--help")
+    assert code == 0
+    assert "*resnet" in out and "*sgd" in out
+    assert re.search(r"model\.depth=20 +# ", out) and "    model.hidden=" not in out
+    code, out, _ = run_cli("train", "model=nope", "--help")  # help still helps: the defaults, and why
+    assert code == 0 and "do not compose" in out and "*mlp" in out
 
 
 def _imports(*args: str, cwd=REPO) -> set[str]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-import shlex
 import shutil
+import subprocess
 
 import pytest
 from conftest import REPO
@@ -36,10 +36,32 @@ def test_every_model_and_dataset_has_an_example():
                 f"README shows no command with {group}={path.stem}"
 
 
+SHELLS = ("bash", "zsh")  # Linux's usual shell, and macOS's default (it refuses an unquoted [..] that matches no file)
+PLACEHOLDER = re.compile(r"\S*<[a-z]+>\S*")  # outputs/multirun/<date>/<time>_<id>: a folder the user fills in
+
+
+def words(shell: str, command: str) -> list[str]:
+    """The arguments ``shell`` hands to nnexp for ``command`` as typed at its prompt (quotes, globs and all).
+    A placeholder path (``<date>``: a redirection to a shell) stands as it is."""
+    holders = PLACEHOLDER.findall(command)
+    line = PLACEHOLDER.sub("__placeholder__", command)
+    if shutil.which(shell) is None:
+        pytest.fail(f"{shell} is not installed: the README's commands are tested under bash and zsh")
+    # nnexp is a shell function here that prints its arguments, one per NUL-ended record; -f: no rc files (zsh)
+    script = "nnexp() { printf '%s\\0' \"$@\"; }\n" + line + "\n"
+    done = subprocess.run([shell, "-f", "-c", script] if shell == "zsh" else [shell, "--norc", "-c", script],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, f"{shell} refuses the README's command {command!r}: {done.stderr.strip()}"
+    args = done.stdout.split("\0")[:-1]
+    return [holders.pop(0) if a == "__placeholder__" else a for a in args]
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_readme_command_works(run_cli, tmp_path, command):
     shutil.copy(REPO / "README.md", tmp_path / "README.md")  # the text example reads it, from the repo root
-    args = shlex.split(command.replace("\\|", "|"))[1:]
+    parsed = {shell: words(shell, command.replace("\\|", "|")) for shell in SHELLS}
+    assert parsed["bash"] == parsed["zsh"], f"bash and zsh read {command!r} differently: {parsed}"
+    args = parsed["bash"]
     if args[0] == "train" and "--help" not in args and "--cfg" not in args:
         args += ["trainer.epochs=2", "trainer.progress=none"]
         if any(a.startswith("dataset=") and a.split("=")[1] in ("adding", "copy", "parity") for a in args):
@@ -51,3 +73,29 @@ def test_readme_command_works(run_cli, tmp_path, command):
         args = [str(sweep) if "<date>" in a else a for a in args]
     code, out, err = run_cli(*args)
     assert code == 0, err
+
+
+def test_an_unquoted_list_is_what_zsh_refuses():
+    """The check above can fail: zsh reads ``[16,16]`` as a glob that matches no file."""
+    with pytest.raises(AssertionError, match="no matches found"):
+        words("zsh", "nnexp train 'dataset=moons' model.hidden=[16,16]")
+    assert words("zsh", "nnexp train 'model.hidden=[16,16]'") == ["train", "model.hidden=[16,16]"]
+
+
+def _shown_elsewhere() -> list[str]:
+    """The commands shown outside the README: each YAML's header comment, `nnexp --help`, `nnexp train --help`."""
+    from nnexp.cli import USAGE
+    from nnexp.train_help import HEADER
+
+    shown = [line.lstrip("# ").split("  ")[0] for path in sorted((REPO / "conf").rglob("*.yaml"))
+             for line in path.read_text().splitlines() if line.startswith("# nnexp ")]
+    help_text = USAGE + HEADER
+    shown += [line.strip().split("  ")[0] for line in help_text.splitlines() if line.strip().startswith("nnexp ")]
+    return [c for c in shown if "<" not in c and not c.split()[1].endswith(":")]  # a title is no command
+
+
+def test_the_commands_in_the_yaml_headers_and_help_texts_read_the_same_in_bash_and_zsh():
+    shown = _shown_elsewhere()
+    assert len(shown) >= 40
+    for command in shown:
+        assert words("bash", command) == words("zsh", command), command

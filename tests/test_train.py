@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -89,6 +90,26 @@ def test_default_demo_writes_the_run_directory(demo_run):
     acc.Reload()
     assert "_hparams_/experiment" in acc.PluginTagToContent("hparams")
     assert "custom_scalars__config__" in acc.PluginTagToContent("custom_scalars")
+
+
+def test_hparams_reads_the_curves_and_scalars_holds_no_one_point_charts(demo_run):
+    """HPARAMS shows the final value of each curve and the best val/loss; SCALARS gets no chart of one point
+    for them (best_epoch, final/*): best/val/loss is the running best, one point per epoch."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    _, run_dir = demo_run
+    n = read_summary(run_dir)["epochs_run"]
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    assert not [t for t in tags if t.startswith("final/") or t == "best_epoch"]
+    best = [e.value for e in acc.Scalars("best/val/loss")]
+    val = [e.value for e in acc.Scalars("val/loss")]
+    assert len(best) == n and best == pytest.approx([min(val[:i + 1]) for i in range(n)], rel=1e-6)
+    data = plugin_data_pb2.HParamsPluginData.FromString(acc.PluginTagToContent("hparams")["_hparams_/experiment"])
+    metrics = [m.name.tag for m in data.experiment.metric_infos]
+    assert metrics == ["best/val/loss", "train/loss", "val/loss", "train/acc", "val/acc"]
+    assert all(m in tags for m in metrics)
 
 
 def test_default_demo_checkpoints(demo_run):
@@ -226,6 +247,25 @@ def test_runs_started_together_get_their_own_folders(run_cli, tmp_path):
     assert len(runs) == 2 and all((r / "summary.json").is_file() for r in runs)
 
 
+def test_a_run_folder_is_named_by_its_model_dataset_and_overrides(run_cli, tmp_path):
+    """TensorBoard lists runs by folder: the name says what ran, after the time and the random id."""
+    code, _, err = run_cli("train", *SHRINK, "dataset=moons", "model.hidden=[4,4]", "optimizer.lr=0.01")
+    assert code == 0, err
+    (run,) = (tmp_path / "outputs" / "runs").glob("*/*")
+    assert re.fullmatch(r"\d\d-\d\d-\d\d_[0-9a-f]{6}_mlp-moons_model\.hidden=4,4_optimizer\.lr=0\.01_trainer\.epochs=2"
+                        r"(_trainer\.threads=1)?", run.name), run.name
+
+
+def test_a_run_label_stays_short_and_safe_in_a_shell():
+    from nnexp.config import LABEL_LENGTH, run_label
+
+    assert run_label("mlp", "digits") == "mlp-digits"
+    label = run_label("transformer", "text", "dataset.path=/home/me/My Book.txt,expect=['final.val/acc > 0.5'],"
+                      "model.hidden=[64,64,64,64,64,64,64,64]")
+    assert len(label) <= LABEL_LENGTH and label.startswith("transformer-text_dataset.path=-home-me-My_Book.txt")
+    assert not set(label) & set("/ '\"[]*?$<>|&;")
+
+
 def test_same_seed_same_curves_other_seed_differs(run_cli, tmp_path):
     def losses(seed: int, name: str) -> list[str]:
         run_cli("train", *SHRINK, "trainer.epochs=3", f"trainer.seed={seed}", f"hydra.run.dir={tmp_path / name}")
@@ -301,8 +341,8 @@ def test_divergence_exits_3_and_never_checkpoints_nan(run_cli, tmp_path):
 def test_signal_stops_cleanly_with_its_exit_code(tmp_path, sig, code, name):
     run_dir = tmp_path / "r"
     proc = subprocess.Popen([sys.executable, "-m", "nnexp", "train", "regularizer=none", "trainer.epochs=100000",
-                             "trainer.progress=none", f"hydra.run.dir={run_dir}"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                             "model.hidden=[32,32]", "trainer.progress=none", f"hydra.run.dir={run_dir}"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # wait until a few epochs are on disk
@@ -310,12 +350,18 @@ def test_signal_stops_cleanly_with_its_exit_code(tmp_path, sig, code, name):
                 break
             time.sleep(0.1)
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
     assert proc.returncode == code, err
     s = read_summary(run_dir)
     assert s["status"] == "interrupted" and s["signal"] == name
+    # the summary says how to go on: the run's own overrides, quoted for the shell, and its folder
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("To continue it where it stopped:")]
+    command = shlex.split(line.split(":", 1)[1])
+    assert command == ["nnexp", "train", "regularizer=none", "trainer.epochs=100000", "model.hidden=[32,32]",
+                       "trainer.progress=none", f"trainer.resume={run_dir}"]
+    assert "'model.hidden=[32,32]'" in line
     assert s["epochs_run"] >= 3 and s["epochs_run"] < 100000
     assert (run_dir / "checkpoints" / "last.pt").is_file()
     assert [step for step, _ in _scalars(run_dir)["val/loss"]] == list(range(1, s["epochs_run"] + 1))
