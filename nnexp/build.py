@@ -29,12 +29,13 @@ from omegaconf import DictConfig, OmegaConf
 from nnexp import distributed
 from nnexp.context import RunContext, cores
 from nnexp.data import Data, Split
+from nnexp.diagnosis import RunFacts
 from nnexp.distributed import Dist
 from nnexp.early_stopping import EarlyStopping
 from nnexp.errors import ConfigError, NnexpError, OptionError
 from nnexp.loop import FitSettings
 from nnexp.losses import Objective, make_objective
-from nnexp.models import count_parameters
+from nnexp.models import count_parameters, is_linear
 from nnexp.threads import auto_threads
 from nnexp.train_state import TrainState
 
@@ -55,7 +56,7 @@ class Components:
     settings: FitSettings  # the loop's settings, the loss scaler among them
     state: TrainState  # where training stands: new, or restored from a checkpoint
     config: dict[str, Any]  # the resolved config: checkpoints carry it, its hash names the run
-    cures: frozenset[str]  # the regularizers in use (early_stopping, weight_decay, dropout), for the diagnosis
+    facts: RunFacts  # what the diagnosis needs to know of the run: its choices, keys, a linear model or not
     threads: str = ""  # the torch threads and why, for the run's log line
 
     @property
@@ -101,11 +102,10 @@ def build(cfg: DictConfig, ctx: RunContext) -> Components:
     # share, and one pass at the end draws it)
     if tc.confusion_matrix and tc.tensorboard and data.task == "classification" and not ranks.active:
         settings.confusion_classes = data.num_classes
-    cures = frozenset(k for k, on in (("early_stopping", stopper.enabled),
-                                      ("weight_decay", reg.weight_decay > 0 or reg.l1 > 0),
-                                      ("dropout", reg.dropout > 0)) if on)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    facts = RunFacts.of(config, ctx.choices, linear=is_linear(model) and data.task == "classification")
     return Components(device, ranks, data, objective, model, optimizer, scheduler, stopper, settings,
-                      TrainState.new(tc.seed), OmegaConf.to_container(cfg, resolve=True), cures, threads)
+                      TrainState.new(tc.seed), config, facts, threads)
 
 
 def select_device(name: str) -> torch.device:

@@ -175,7 +175,8 @@ def summarize(config: Config, monitor: str) -> dict[str, Any]:
     """One row: the configuration's numbers pooled over its seeds."""
     jobs = config.done
     statuses = Counter(j.get("status", "?") for j in jobs + config.failed)
-    diagnoses = Counter((j.get("diagnosis") or {}).get("label", "?") for j in jobs)
+    # labels are words ("good fit"); records from before were identifiers ("good_fit"): pooled as the same
+    diagnoses = Counter(str((j.get("diagnosis") or {}).get("label", "?")).replace("_", " ") for j in jobs)
     diagnosis = "-"
     if diagnoses:
         label, count = diagnoses.most_common(1)[0]

@@ -148,7 +148,7 @@ class Run:
             best_value=p.stopper.best_value if best_epoch else None, restored_best=result.restored_best,
             final=final, best=best, gap={"best": _gap(best), "final": _gap(final)}, test=test,
             eval=environment if status.trained else None,
-            diagnosis=diagnose(result.history, status.value, p.cures).to_dict(), wall_seconds=round(wall, 3),
+            diagnosis=diagnose(result.history, p.facts, status.value).to_dict(), wall_seconds=round(wall, 3),
             # mean wall time of an epoch (training + validation), without setup and pictures
             seconds_per_epoch=round(mean(h["seconds"] for h in result.history), 4) if result.history else None,
             # which tensors grad_norm/first_layer and grad_norm/last_layer measure

@@ -181,7 +181,9 @@ def test_a_single_unit_cannot_learn_xor(run_cli, tmp_path, name, seed):
     code, _, err = run_cli("train", f"model={name}", *XOR, *LINEAR[name], f"trainer.seed={seed}",
                            f"hydra.run.dir={tmp_path / 'run'}")
     assert code == 0, err
-    assert read_summary(tmp_path / "run")["final"]["val/acc"] <= 0.75
+    summary = read_summary(tmp_path / "run")
+    assert summary["final"]["val/acc"] <= 0.75
+    assert summary["diagnosis"]["label"] == "cannot separate"  # not "underfit: train longer"
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

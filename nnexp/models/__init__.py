@@ -33,3 +33,10 @@ def check_dropout(dropout: Any) -> None:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def is_linear(model: nn.Module) -> bool:
+    """One affine map from inputs to outputs (the perceptron, the sigmoid unit, an MLP without hidden layers):
+    its only weights are one ``nn.Linear``, so between two classes it draws one straight boundary."""
+    weighted = [m for m in model.modules() if next(m.parameters(recurse=False), None) is not None]
+    return len(weighted) == 1 and isinstance(weighted[0], nn.Linear)
