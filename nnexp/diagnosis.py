@@ -111,7 +111,8 @@ def _set(f: RunFacts, key: str, value: Any) -> str | None:
     """``key=value``, or None where the run has no such key or has this value already."""
     if key not in f.config or value is None or f.config[key] == value:
         return None
-    return f"{key}={_text(value)}"
+    override = f"{key}={_text(value)}"
+    return f"'{override}'" if "[" in override else override  # quoted: zsh reads an unquoted [..] as a glob
 
 
 def _pick(f: RunFacts, group: str, option: str) -> str | None:

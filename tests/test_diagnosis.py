@@ -81,7 +81,7 @@ def test_overfit_without_a_cure_suggests_the_regularizer_options():
     assert "early stopping (regularizer=early_stopping)" in d.suggestion
     assert "a weight penalty (regularizer=l2 or regularizer=l1)" in d.suggestion
     assert "dropout (regularizer=dropout)" in d.suggestion
-    assert "a smaller model (model.hidden=[256,256])" in d.suggestion  # half of the default [512,512]
+    assert "a smaller model ('model.hidden=[256,256]')" in d.suggestion  # half of the default [512,512]
 
 
 def test_overfit_with_early_stopping_says_which_weights_were_kept():
@@ -130,7 +130,7 @@ def test_underfit_when_train_accuracy_is_low():
     d = diagnose(UNDERFIT, DEFAULT)
     assert d.label == "underfit"
     assert "train/acc is only 0.60 at epoch 6" in d.reason
-    assert "more capacity (model.hidden=[1024,1024])" in d.suggestion
+    assert "more capacity ('model.hidden=[1024,1024]')" in d.suggestion
     assert "more epochs (trainer.epochs=300)" in d.suggestion and "optimizer.lr=0.003" in d.suggestion
 
 
@@ -204,7 +204,7 @@ def test_a_run_that_converged_in_epoch_1_is_not_a_plateau():
 @pytest.mark.parametrize(("overrides", "cure"), [
     (("model=perceptron", "dataset=xor"), "a hidden layer (model=mlp)"),
     (("model=sigmoid_unit", "dataset=xor"), "a hidden layer (model=mlp)"),
-    (("model=mlp", "model.hidden=[]", "dataset=xor"), "a hidden layer (model.hidden=[8])"),
+    (("model=mlp", "model.hidden=[]", "dataset=xor"), "a hidden layer ('model.hidden=[8]')"),
 ])
 def test_a_linear_model_stuck_below_fitting_its_data_cannot_separate(overrides, cure):
     d = diagnose(curves([0.75, 0.74, 0.745, 0.74, 0.742], [0.74] * 5, acc=[0.51, 0.55, 0.53, 0.56, 0.54]),
@@ -266,7 +266,7 @@ def named(suggestion: str) -> list[tuple[str, str | None]]:
     """Every (key or group, value or option) a suggestion names; value None for a bare key."""
     out = []
     for key, value, group, option, bare in NAMED.findall(suggestion):
-        out.append((key, value.rstrip(",;.")) if key else (group, option) if group else (bare, None))
+        out.append((key, value.rstrip(",;.'")) if key else (group, option) if group else (bare, None))
     return out
 
 
@@ -278,6 +278,8 @@ def check_names_only_what_the_run_has(d: Diagnosis, cfg: DictConfig, f: RunFacts
             assert key in GROUPS and (config.config_dir() / key / f"{value}.yaml").is_file(), (key, value)
             assert f.choices[key] != value, f"{key}={value} is the current choice"
             continue
+        if value is not None and "[" in value:  # typed as shown in zsh, an unquoted [..] is a glob
+            assert f"'{key}={value}'" in d.suggestion, f"{key}={value} is not quoted for the shell"
         current = OmegaConf.select(cfg, key, default=_ABSENT)
         assert current is not _ABSENT, f"{key} is not a key of this run ({d.suggestion!r})"
         if value is not None:
