@@ -125,10 +125,11 @@ def test_report_writes_csv_and_png(sweep, capsys):
 
 
 def test_report_on_a_real_sweep(run_cli, tmp_path, capsys):
-    code, _, err = run_cli("train", "-m", "regularizer=none,l2", "trainer.seed=0,1", "trainer.epochs=3",
-                           "trainer.progress=none", "dataset=xor")
+    code, out, err = run_cli("train", "-m", "regularizer=none,l2", "trainer.seed=0,1", "trainer.epochs=3",
+                             "trainer.progress=none", "dataset=xor")
     assert code == 0, err
     (sweep_dir,) = (tmp_path / "outputs" / "multirun").glob("*/*")
+    assert out.splitlines()[-1] == f"Seeds pooled, claims checked:  nnexp report {sweep_dir.relative_to(tmp_path)}"
     assert report.main([str(sweep_dir)]) == 0
     out = capsys.readouterr().out
     assert "4 jobs, 2 configurations" in out
