@@ -14,10 +14,14 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from nnexp import check_feedforward as feedforward
 from nnexp import check_sequence as sequence
 from nnexp.check_row import Row
+
+if TYPE_CHECKING:  # rich is imported when the table is printed
+    from rich.table import Table
 
 USAGE = """\
 usage: nnexp check [-h]
@@ -64,26 +68,35 @@ def main(args: list[str]) -> int:
     if args:
         sys.stderr.write(f"nnexp check: error: unexpected arguments: {' '.join(args)}\n{USAGE}")
         return 2
-    from rich.console import Console
-    from rich.table import Table
+    from nnexp.terminal import fits, stdout_console
 
     rows = run_checks()
-    table = Table(title="nnexp check: nnexp/scratch vs torch (float64, seed 0)", title_justify="left",
-                  caption="error: max over every output and gradient compared", caption_justify="left")
-    for col, justify in (("component", "left"), ("reference", "left"), ("max abs error", "right"),
-                         ("tolerance", "right"), ("result", "left")):
-        table.add_column(col, justify=justify)
-    for r in rows:
-        result = "[green]PASS[/green]" if r.passed else "[bold red]FAIL[/bold red]"
-        error = f"{r.error:.1e}" if math.isfinite(r.error) else "-"
-        table.add_row(r.component, r.reference, error, f"{r.tolerance:.0e}", result)
-    console = Console(highlight=False)
-    if not console.is_terminal:  # piped or captured: rich would assume 80 columns and wrap every row
-        console = Console(highlight=False, width=110)
+    console = stdout_console()  # a terminal's width; piped or captured, wide: one row per line in a log
+    table = _table(rows, reference_apart=True)
+    if not fits(console, table):  # the reference under its component: the numbers keep their columns
+        table = _table(rows, reference_apart=False)
     console.print(table)
     failed = [r for r in rows if not r.passed]
     for r in failed:
-        console.print(f"FAIL {r.component}: {r.note or f'error {r.error:.3e} > tolerance {r.tolerance:.0e}'}",
-                      markup=False)
-    console.print(f"{len(rows) - len(failed)} of {len(rows)} checks passed", markup=False)
+        console.print(f"FAIL {r.component}: {r.note or f'error {r.error:.3e} > tolerance {r.tolerance:.0e}'}")
+    console.print(f"{len(rows) - len(failed)} of {len(rows)} checks passed" + (f", {len(failed)} failed" if failed else ""))
     return 1 if failed else 0
+
+
+def _table(rows: list[Row], reference_apart: bool) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="nnexp check: nnexp/scratch vs torch (float64, seed 0)", title_justify="left",
+                  caption="max abs error: the largest difference from torch over every output and gradient "
+                          "compared", caption_justify="left")
+    first = ("component", "reference") if reference_apart else ("component (vs reference)",)
+    for col in (*first, "max abs error", "tolerance", "result"):
+        table.add_column(col, justify="right" if col in ("max abs error", "tolerance") else "left",
+                         no_wrap=col not in first)
+    for r in rows:
+        result = Text("PASS", style="green") if r.passed else Text("FAIL", style="bold red")
+        error = f"{r.error:.1e}" if math.isfinite(r.error) else "-"
+        names = (r.component, r.reference) if reference_apart else (f"{r.component}\n  vs {r.reference}",)
+        table.add_row(*names, error, f"{r.tolerance:.0e}", result)
+    return table

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from typing import Any
 
-from rich.console import Console
+from rich.cells import cell_len
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from nnexp.terminal import stdout_console
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -28,17 +31,17 @@ def _epoch_line(metrics: dict[str, Any]) -> str:
 class Reporter:
     """``mode``: rich (live bar), plain (one line per epoch), none (summary only), auto (rich on a TTY)."""
 
-    def __init__(self, mode: str = "auto", epochs: int = 1, title: str = "") -> None:
-        self.console = Console(highlight=False)
+    def __init__(self, mode: str = "auto", epochs: int = 1, title: str = "", run_dir: str = "") -> None:
+        self.console = stdout_console()  # plain text: the sentences hold claims with brackets
         if mode == "auto":
             mode = "rich" if sys.stdout.isatty() else "plain"
-        self.mode, self.epochs, self.title = mode, epochs, title
+        self.mode, self.epochs, self.title, self.run_dir = mode, epochs, title, run_dir
         self._progress: Progress | None = None
         self._task = None
 
     def __enter__(self) -> Reporter:
         if self.title and self.mode != "none":
-            self.console.print(self.title)
+            self._heading()
         if self.mode == "rich":
             self._progress = Progress(
                 TextColumn("[bold]epoch"), MofNCompleteColumn(), BarColumn(),
@@ -48,6 +51,17 @@ class Reporter:
             self._progress.start()
             self._task = self._progress.add_task("train", total=self.epochs, metrics="")
         return self
+
+    def _heading(self) -> None:
+        """``title  ->  run_dir`` on one line where it fits, else the folder on a line of its own: a path is
+        never broken, however long (the terminal may fold it on screen; a copy of it stays whole)."""
+        line = f"{self.title}  ->  {self.run_dir}"
+        if self.run_dir and cell_len(line) <= self.console.width:
+            self.console.print(line)
+            return
+        self.console.print(self.title)  # wrapped between words: it holds no path
+        if self.run_dir:
+            self.console.print(f"  -> {self.run_dir}", soft_wrap=True)
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
@@ -66,9 +80,9 @@ class Reporter:
         """The final table (best vs final epoch), the verdict in words, and how to look at the curves."""
         best, final = summary.get("best") or {}, summary.get("final") or {}
         table = Table(title=f"nnexp run: {summary['status']}", title_justify="left")
-        table.add_column("")
-        table.add_column(f"best (epoch {summary.get('best_epoch') or '-'})", justify="right")
-        table.add_column(f"final (epoch {summary.get('epochs_run') or '-'})", justify="right")
+        table.add_column("", no_wrap=True)  # at most ~60 columns: whole at 80
+        table.add_column(f"best (epoch {summary.get('best_epoch') or '-'})", justify="right", no_wrap=True)
+        table.add_column(f"final (epoch {summary.get('epochs_run') or '-'})", justify="right", no_wrap=True)
         for tag in ("train/loss", "val/loss", "train/acc", "val/acc"):
             if best.get(tag) is not None or final.get(tag) is not None:
                 table.add_row(tag, _fmt(best.get(tag)), _fmt(final.get(tag)))
@@ -81,7 +95,7 @@ class Reporter:
             else:
                 self.console.print(line, soft_wrap=False)
         if logdir is not None:  # None: the run wrote no TensorBoard events
-            print(f"See the curves:  tensorboard --logdir {logdir}", flush=True)  # unwrapped: copy-pasteable
+            print(f"See the curves:  tensorboard --logdir {shlex.quote(logdir)}", flush=True)  # unwrapped: copied
         else:
             print(f"The curves are in {summary.get('run_dir', '.')}/metrics.csv (trainer.tensorboard=false).",
                   flush=True)

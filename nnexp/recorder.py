@@ -66,7 +66,7 @@ class Recorder:
         self.env_eval: dict[str, Any] = {}  # rl datasets: the latest evaluation in the environment, and its epoch
         # jobs running side by side would interleave their progress lines: each keeps its own train.log
         progress = "none" if trainer.progress == "auto" and ctx.parallel_jobs > 1 else trainer.progress
-        self.reporter = Reporter(progress, epochs=trainer.epochs, title=self._title())
+        self.reporter = Reporter(progress, epochs=trainer.epochs, title=self._title(), run_dir=str(self.run_dir))
         log.info("run dir %s | device %s | %s, OpenMP wait %s | %d parameters | overrides %s",
                  self.run_dir, parts.device, parts.threads or f"{torch.get_num_threads()} torch threads", openmp.choice,
                  parts.num_params, list(ctx.overrides))
@@ -96,10 +96,10 @@ class Recorder:
     def _title(self) -> str:
         p, r = self.parts, self.resumed
         title = (f"nnexp: {self.ctx.choices.get('model', '?')} on {p.data.name} ({len(p.data.train)} train / "
-                 f"{len(p.data.val)} val), {p.num_params:,} parameters, {p.device}  ->  {self.run_dir}")
+                 f"{len(p.data.val)} val), {p.num_params:,} parameters, {p.device}")
         if r:
-            title += f"  (resumed after epoch {r['epoch']}" + (f", step {r['step']} of the next" if r["step"] else "") + ")"
-        return title
+            title += f", resumed after epoch {r['epoch']}" + (f", step {r['step']} of the next" if r["step"] else "")
+        return title  # the run folder follows it (Reporter)
 
     def __enter__(self) -> Recorder:
         self._open()

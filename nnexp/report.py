@@ -21,8 +21,6 @@ from pathlib import Path
 from statistics import mean, stdev
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from nnexp import record
@@ -31,7 +29,9 @@ from nnexp.fingerprint import DISPLAY_KEYS
 from nnexp.record import Outcome, Status
 from nnexp.report_plot import as_number as _num
 from nnexp.report_plot import read_metrics, write_plot
+from nnexp.report_table import print_configurations, print_failed, table
 from nnexp.sweep import labels as sweep_labels
+from nnexp.terminal import stdout_console
 
 USAGE = """\
 usage: nnexp report PATH [PATH ...]
@@ -231,17 +231,6 @@ def write_csv(path: Path, rows: list[dict[str, Any]], failed: list[tuple[str, st
             out.writerow([f"{label} trainer.seed={seed}" if seed else label, 1, *[""] * 12, status, "", error])
 
 
-def _table(console: Console, title: str, columns: tuple[str, ...], rows: list[tuple], caption: str = "") -> None:
-    table = Table(title=title, title_justify="left", caption=caption or None, caption_justify="left")
-    for i, col in enumerate(columns):
-        # the first column names the row: folded onto more lines, never cut short; numbers stay whole
-        table.add_column(col, justify="right" if col in ("n", "best epoch") else "left",
-                         overflow="fold", no_wrap=i > 0 and col not in ("claim", "per seed", "error"))
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
-
-
 def _summaries(args: list[str]) -> tuple[list[Path], list[Path]] | int:
     """The PATHs given and every summary.json below them; an exit code for bad arguments."""
     if any(a in ("-h", "--help") for a in args):
@@ -315,20 +304,19 @@ def _print_damaged(damaged: list[Damaged]) -> None:
 
 def _print(title: str, rows: list[dict[str, Any]], failed: list[tuple[str, str, str, str]],
            claims: list[tuple[str, str, str]], monitor: str, mode: str) -> None:
-    console = Console(highlight=False, markup=False)  # overrides and claims hold brackets: plain text
-    if not console.is_terminal:  # piped or captured: rich would assume 80 columns and wrap every row
-        console = Console(highlight=False, markup=False, width=200)
-    _table(console, title, ("configuration", "n", f"best {monitor}", "best epoch", f"final {monitor}", "gap (final)",
-                            "val/acc (final)", "s/epoch", "status", "diagnosis"),
-           [(r["label"], str(r["n"]), _pm(r["best"]), _epoch(r["best_epoch"]), _pm(r["final"]), _pm(r["gap"]),
-             _pm(r["val_acc"]), _pm(r["seconds"]), r["status"], r["diagnosis"]) for r in rows],
-           caption=f"sorted by best {monitor}, {'highest' if mode == 'max' else 'lowest'} first; "
-                   "mean ± std over seeds; gap = val/loss - train/loss")
+    console = stdout_console()  # a terminal's width; piped or captured, wide: one row per line in a log
+    print_configurations(
+        console, title, ("configuration", "n", f"best {monitor}", "best epoch", f"final {monitor}", "gap (final)",
+                         "val/acc (final)", "s/epoch", "status", "diagnosis"),
+        [(r["label"], str(r["n"]), _pm(r["best"]), _epoch(r["best_epoch"]), _pm(r["final"]), _pm(r["gap"]),
+          _pm(r["val_acc"]), _pm(r["seconds"]), r["status"], r["diagnosis"]) for r in rows],
+        order=f"sorted by best {monitor}, {'highest' if mode == 'max' else 'lowest'} first",
+        notes="mean ± std over seeds; gap = val/loss - train/loss")
     if failed:
         what = "failed" if all(f[2] == Status.FAILED for f in failed) else "failed or unfinished"
-        _table(console, f"{what} jobs: {len(failed)}", ("configuration", "seed", "status", "error"),
-               [(label, seed or "-", status, error) for label, seed, status, error in failed])
+        print_failed(console, f"{what} jobs: {len(failed)}",
+                     [(label, seed or "-", status, error) for label, seed, status, error in failed])
     if claims:
         colour = {"PASS": "green", "FAIL": "bold red", "N/A": "yellow"}
-        _table(console, "claims (expect), checked per seed on the mean of the jobs each side selects",
-               ("claim", "result", "per seed"), [(c, Text(v, style=colour[v]), d) for c, v, d in claims])
+        console.print(table("claims (expect), checked per seed on the mean of the jobs each side selects",
+                            ("claim", "result", "per seed"), [(c, Text(v, style=colour[v]), d) for c, v, d in claims]))

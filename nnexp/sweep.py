@@ -10,14 +10,19 @@ labels jobs with :func:`labels`.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nnexp import record
 from nnexp.errors import EXIT_DIVERGED, EXIT_FAILED
 from nnexp.lifecycle import busy
 from nnexp.record import Outcome, RunSummary, Status
+
+if TYPE_CHECKING:  # rich is imported when a table is printed
+    from rich.table import Table
 
 RECORD = "nnexp_sweep.json"  # in each sweep folder: the overrides of the command that started it
 
@@ -123,27 +128,54 @@ def finish(sweep_dir: Path, started_at: float) -> int:
         print(f"All {len(sweep)} jobs were already done in {sweep_dir}: nothing new to run.")
     elif before:
         print(f"{before} of {len(sweep)} jobs were already done before this command and were skipped.")
-    print(f"Compare the runs:  tensorboard --logdir {sweep_dir}")
+    # unwrapped, one command a line: the user copies them
+    print(f"Compare the runs:  tensorboard --logdir {shlex.quote(str(sweep_dir))}")
+    print(f"Seeds pooled, claims checked:  nnexp report {shlex.quote(str(sweep_dir))}")
     return EXIT_FAILED if unfinished else EXIT_DIVERGED if diverged else 0
 
 
-def _table(sweep: list[Job], names: list[str], common: list[str]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+_COLUMNS = ("job", "status", "best epoch", "best val/loss", "best val/acc")
 
-    title = f"sweep: {len(sweep)} jobs" + (f" ({' '.join(common)})" if common else "")
-    table = Table(title=title, title_justify="left")
-    for col in ("job", "status", "best epoch", "best val/loss", "best val/acc"):
-        table.add_column(col, overflow="fold")
+
+def _table(sweep: list[Job], names: list[str], common: list[str]) -> None:
+    """One line per job where the console allows it: the headers go on two lines ("best" over "val/loss")
+    before a job's label wraps, and a label wraps only between its overrides; numbers never wrap."""
+    from nnexp.terminal import first_column_room, fits, print_titled, stdout_console, wrap_between
+
+    console = stdout_console()  # a terminal's width; piped or captured, wide: one job per line in a log
+    title = ["sweep:", str(len(sweep)), "jobs"]
+    if common:  # the title's words: one per override, the first and last in brackets
+        title += [f"({common[0]}", *common[1:]]
+        title[-1] += ")"
+    rows = []
     for j, name in zip(sweep, names, strict=True):
         best = (j.summary.best if j.summary else None) or {}
-        table.add_row(
+        rows.append((
             name, j.status + (" (before)" if j.before else ""),
             str((j.summary.best_epoch if j.summary else None) or "-"),
             f"{best['val/loss']:.4f}" if isinstance(best.get("val/loss"), (int, float)) else "-",
             f"{best['val/acc']:.3f}" if isinstance(best.get("val/acc"), (int, float)) else "-",
-        )
-    Console(highlight=False).print(table)
+        ))
+    headers = _COLUMNS
+    table = _jobs_table(headers, rows)
+    if not fits(console, table):
+        headers = tuple(c.replace("best ", "best\n") for c in _COLUMNS)
+        table = _jobs_table(headers, rows)
+    room = None if fits(console, table) else first_column_room(console, table, headers[0], names)
+    if room is not None:  # the labels broken between overrides, to the room the numbers leave
+        table = _jobs_table(headers, [(wrap_between(r[0], room), *r[1:]) for r in rows])
+    print_titled(console, title, table)
+
+
+def _jobs_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> Table:
+    from rich.table import Table
+
+    table = Table()
+    for i, col in enumerate(columns):
+        table.add_column(col, overflow="fold", no_wrap=i > 0)  # the job's label: wrapped, folded as a last resort
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 def _best(sweep: list[Job], names: list[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,39 @@ def run_subprocess(*args: str, cwd: Path, env: dict | None = None, timeout: floa
 
 def read_summary(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / "summary.json").read_text())
+
+
+@pytest.fixture
+def terminal(monkeypatch):
+    """``terminal(80)``: from here on nnexp lays its output out as on a terminal of 80 columns (rich reads
+    COLUMNS and TTY_COMPATIBLE, as from a real one); read what it printed with :func:`screen`."""
+    def at(width: int) -> None:
+        monkeypatch.setenv("COLUMNS", str(width))
+        monkeypatch.setenv("TTY_COMPATIBLE", "1")
+
+    return at
+
+
+def screen(out: str) -> list[str]:
+    """Captured output's lines as a terminal shows them: colours and styles taken out, trailing spaces too."""
+    return [re.sub(r"\x1b\[[0-9;]*m", "", line).rstrip() for line in out.splitlines()]
+
+
+def box_tables(lines: list[str], key: int = 1) -> list[list[list[str]]]:
+    """Every rich box table in ``lines``: its header, then its rows, each a list of cells. A cell wrapped onto
+    more lines comes back joined by spaces (a row's later lines are those whose cell in column ``key``, which
+    every row fills, is empty); a cell folded inside a word would come back with a space in it."""
+    tables: list[list[list[str]]] = []
+    for line in lines:
+        if line.startswith("┏"):
+            tables.append([])
+        elif line[:1] in ("┃", "│") and tables:
+            cells = [c.strip() for c in line[1:-1].split(line[0])]
+            rows = tables[-1]
+            header_goes_on = line[0] == "┃" and rows
+            row_goes_on = line[0] == "│" and len(rows) > 1 and not cells[key]
+            if header_goes_on or row_goes_on:
+                rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], cells, strict=True)]
+            else:
+                rows.append(cells)
+    return tables

@@ -107,3 +107,34 @@ def test_a_missing_module_fails_its_rows(monkeypatch, capsys):
     monkeypatch.delattr(nnexp.scratch, "attention", raising=False)
     failed = _broken_failures(capsys)
     assert any("attention" in line for line in failed) and any("multi-head" in line for line in failed)
+
+
+def test_check_reads_whole_at_80_columns_and_its_caption_is_no_error(monkeypatch, capsys, terminal):
+    """At 80 columns rich cut the references (`F.scaled_dot_prod…`); a passing check's caption began with
+    `error:`. Now each reference sits under its component, every number whole; a failure still says FAIL."""
+    from conftest import box_tables, screen
+
+    rows = check.run_checks()
+    monkeypatch.setattr(check, "run_checks", lambda: rows)
+    assert check.main([]) == 0
+    piped = screen(capsys.readouterr().out)  # 200 columns: the table as before
+    (wide,) = box_tables(piped, key=2)
+    assert wide[0] == ["component", "reference", "max abs error", "tolerance", "result"]
+    terminal(80)
+    assert check.main([]) == 0
+    lines = screen(capsys.readouterr().out)
+    assert max(len(line) for line in lines) <= 80
+    (narrow,) = box_tables(lines)
+    assert narrow[0] == ["component (vs reference)", "max abs error", "tolerance", "result"]
+    assert [r[1:] for r in narrow[1:]] == [r[2:] for r in wide[1:]]
+    assert [r[0] for r in narrow[1:]] == [f"{c} vs {ref}" for c, ref, *_ in wide[1:]]
+    assert "F.scaled_dot_product_attention" in " ".join(lines)
+    caption = " ".join(lines[lines.index(next(ln for ln in lines if ln.startswith("└"))) + 1:-1])
+    assert caption == "max abs error: the largest difference from torch over every output and gradient compared"
+    assert lines[-1] == f"{len(rows)} of {len(rows)} checks passed"
+
+    rows[0].error = 1.0  # a failing row: red FAIL in the table, its line, the count
+    assert check.main([]) == 1
+    out = screen(capsys.readouterr().out)
+    assert f"FAIL {rows[0].component}: error 1.000e+00 > tolerance 1e-10" in out
+    assert out[-1] == f"{len(rows) - 1} of {len(rows)} checks passed, 1 failed"

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import box_tables, screen
 from PIL import Image
 
 from nnexp import report
@@ -125,10 +126,11 @@ def test_report_writes_csv_and_png(sweep, capsys):
 
 
 def test_report_on_a_real_sweep(run_cli, tmp_path, capsys):
-    code, _, err = run_cli("train", "-m", "regularizer=none,l2", "trainer.seed=0,1", "trainer.epochs=3",
-                           "trainer.progress=none", "dataset=xor")
+    code, out, err = run_cli("train", "-m", "regularizer=none,l2", "trainer.seed=0,1", "trainer.epochs=3",
+                             "trainer.progress=none", "dataset=xor")
     assert code == 0, err
     (sweep_dir,) = (tmp_path / "outputs" / "multirun").glob("*/*")
+    assert out.splitlines()[-1] == f"Seeds pooled, claims checked:  nnexp report {sweep_dir.relative_to(tmp_path)}"
     assert report.main([str(sweep_dir)]) == 0
     out = capsys.readouterr().out
     assert "4 jobs, 2 configurations" in out
@@ -164,3 +166,88 @@ def test_display_only_keys_do_not_split_configurations():
             for seed, key in enumerate(sorted(DISPLAY_KEYS))]
     configs, _ = group(jobs)
     assert len(configs) == 1 and len(configs[0].done) == len(DISPLAY_KEYS)
+
+
+@pytest.fixture
+def long_labels(tmp_path) -> Path:
+    """4 configurations of 3 overrides each (labels up to 64 columns) x 2 seeds, and a job that failed."""
+    root = tmp_path / "long"
+    for seed in range(2):
+        for i, reg in enumerate(("none", "l2", "dropout", "early_stopping")):
+            overrides = [f"regularizer={reg}", f"optimizer={'adam' if i % 2 else 'sgd'}",
+                         f"model.hidden=[{64 * (i + 1)},{32 * (i + 1)}]"]
+            _job(root, f"{seed}{i}_{reg}", overrides, seed, "completed", best_val=0.5 + 0.01 * i + 0.003 * seed,
+                 best_epoch=10 + i, gap=0.3 - 0.05 * i, val_acc=0.8 + 0.01 * i, label="overfit")
+    (root / "9_dropout").mkdir()
+    (root / "9_dropout" / "summary.json").write_text(json.dumps({
+        "status": "failed", "error": "ConfigError: regularizer.dropout=1.5 is out of range [0, 1)",
+        "overrides": ["regularizer=dropout", "regularizer.dropout=1.5", "optimizer=sgd", "trainer.seed=0",
+                      "trainer.epochs=30"]}))
+    return root
+
+
+def _configurations(lines: list[str]) -> dict[str, dict[str, str]]:
+    """label -> {column: cell} from either layout: one table with a row per configuration, or the numbered
+    list of labels and the tables of numbers keyed by that number."""
+    tables = box_tables(lines)
+    main = next((t for t in tables if t[0][0] == "configuration" and t[0][1] == "n"), None)
+    if main is not None:
+        return {row[0]: dict(zip(main[0][1:], row[1:], strict=True)) for row in main[1:]}
+    start = next(i for i, line in enumerate(lines) if line.startswith("configurations, sorted by"))
+    labels: dict[str, str] = {}
+    for line in lines[start + 1:]:
+        numbered = re.match(r"  +(\d+)  (\S.*)", line)
+        if numbered:
+            number = numbered.group(1)
+            labels[number] = numbered.group(2)
+        elif line.startswith("     ") and labels:
+            labels[number] += " " + line.strip()
+        else:
+            break
+    found: dict[str, dict[str, str]] = {label: {} for label in labels.values()}
+    for t in tables:
+        if t[0][0] == "#":
+            for row in t[1:]:
+                found[labels[row[0]]].update(zip(t[0][1:], row[1:], strict=True))
+    return found
+
+
+@pytest.mark.parametrize("width", [80, 100, 170])
+def test_report_keeps_every_label_and_number_whole_on_a_narrow_terminal(long_labels, capsys, terminal, width):
+    """Below ~160 columns rich shrank the label column to nothing and cut the numbers; now every cell of the
+    wide table is found whole, each row's numbers next to its label, and no line is wider than the terminal."""
+    report.main([str(long_labels)])
+    wide = screen(capsys.readouterr().out)
+    terminal(width)
+    report.main([str(long_labels)])
+    narrow = screen(capsys.readouterr().out)
+    assert max(len(line) for line in narrow if not line.startswith("Wrote ")) <= width  # a path stays whole
+    expected = _configurations(wide)
+    assert len(expected) == 4 and "regularizer=early_stopping optimizer=adam model.hidden=[256,128]" in expected
+    assert _configurations(narrow) == expected
+    if width < 170:  # the labels as a numbered list, the numbers in tables keyed by it
+        assert "configurations, sorted by best val/loss, lowest first:" in narrow
+        assert "  1  regularizer=none optimizer=sgd model.hidden=[64,32]" in narrow
+    else:  # still one table: the labels wrapped between their overrides
+        assert any(line.startswith("│ regularizer=early_stopping ") and line.endswith("│ overfit   │")
+                   for line in narrow)
+    (failed,) = [t for t in box_tables(narrow) if t[0] == ["configuration", "seed", "status", "error"]]
+    assert failed[1] == ["regularizer=dropout regularizer.dropout=1.5 optimizer=sgd", "0", "failed",
+                         "ConfigError: regularizer.dropout=1.5 is out of range [0, 1)"]
+    claims = narrow[narrow.index("claims (expect), checked per seed on the mean of the jobs each side selects"):]
+    assert "seed 1 FAIL (11 vs 10)" in "\n".join(claims)
+
+
+def test_report_at_200_columns_is_one_row_per_configuration(long_labels, capsys, terminal):
+    """Piped (a log, a file) or on a terminal of 200 columns: the table as it always was, a row per line."""
+    report.main([str(long_labels)])
+    piped = screen(capsys.readouterr().out)
+    terminal(200)
+    report.main([str(long_labels)])
+    assert screen(capsys.readouterr().out) == piped
+    assert piped[0] == "nnexp report: 9 jobs, 4 configurations (shared: trainer.epochs=30)"
+    assert piped[2] == ("┃ configuration                                                    ┃ n ┃ best val/loss ┃ best epoch "
+                        "┃ final val/loss ┃ gap (final)   ┃ val/acc (final) ┃ s/epoch       ┃ status       ┃ diagnosis ┃")
+    assert piped[4] == ("│ regularizer=none optimizer=sgd model.hidden=[64,32]              │ 2 │ 0.502 ± 0.002 │         10 "
+                        "│ 0.367 ± 0.000  │ 0.300 ± 0.000 │ 0.800 ± 0.000   │ 0.550 ± 0.071 │ completed x2 │ overfit   │")
+    assert piped[9] == "sorted by best val/loss, lowest first; mean ± std over seeds; gap = val/loss - train/loss"

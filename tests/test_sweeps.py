@@ -1,5 +1,5 @@
-"""Sweeps beyond one process: Hydra's joblib and submitit launchers, the Optuna sweeper, and sweeps that
-pick up where an earlier run of the same command left off."""
+"""Sweeps beyond one process: Hydra's joblib and submitit launchers, the Optuna sweeper, sweeps that
+pick up where an earlier run of the same command left off, and the table a sweep ends with."""
 
 from __future__ import annotations
 
@@ -177,3 +177,48 @@ def test_compose_once_hands_each_config_back_once_and_never_pickles_what_it_hold
     assert once.load_sweep_config(master, ["a=2"]) == {"job": ["a=2"], "n": 2} and loader.calls == 2
     assert once.load_sweep_config(master, ["a=2"]) == {"job": ["a=2"], "n": 3}  # handed back once only
     assert len(pickle.loads(pickle.dumps(once)).held) == 0 and len(once.held) == 1
+
+
+def _finished_sweep(sweep_dir: Path) -> Path:
+    """A sweep folder as `-m regularizer=none,l2,dropout,early_stopping trainer.seed=0,1 trainer.epochs=20`
+    leaves it: one summary.json per job."""
+    for n, (reg, seed) in enumerate((r, s) for r in ("none", "l2", "dropout", "early_stopping") for s in (0, 1)):
+        job = sweep_dir / f"{n}_regularizer={reg},trainer.seed={seed}"
+        job.mkdir(parents=True)
+        (job / "summary.json").write_text(json.dumps({
+            "status": "early_stopped" if reg == "early_stopping" else "completed", "epochs_run": 20,
+            "best_epoch": 12 + n, "monitor": "val/loss", "mode": "min", "best_value": 0.1 + n / 100,
+            "best": {"train/loss": 0.1, "val/loss": 0.1 + n / 100, "train/acc": 0.9, "val/acc": 0.876},
+            "final": {"train/loss": 0.1, "val/loss": 0.2, "train/acc": 0.9, "val/acc": 0.8},
+            "overrides": [f"regularizer={reg}", f"trainer.seed={seed}", "trainer.epochs=20"]}))
+    return sweep_dir
+
+
+@pytest.mark.parametrize("width", [80, 100, 200])
+def test_the_sweep_table_keeps_jobs_on_one_line_and_names_the_report_command(tmp_path, capsys, terminal, width):
+    """Piped, the table used to fold labels inside words (`regularizer=early_st | opping`) and, at 80 columns,
+    every label onto two lines; now a job keeps one line where it fits, labels break only between overrides,
+    and the commands to run next stay whole on their lines, however long the folder's path."""
+    from conftest import box_tables, screen
+
+    from nnexp import sweep
+
+    folder = _finished_sweep(tmp_path / ("a-folder-with-a-long-name-" * 3) / "multirun" / "12-00-00")
+    sweep.finish(folder, 0.0)
+    piped = screen(capsys.readouterr().out)
+    terminal(width)
+    sweep.finish(folder, 0.0)
+    lines = screen(capsys.readouterr().out)
+    (expected,), (table,) = box_tables(piped), box_tables(lines)
+    assert expected[0] == ["job", "status", "best epoch", "best val/loss", "best val/acc"]
+    assert expected[-1] == ["regularizer=early_stopping trainer.seed=1", "early_stopped", "19", "0.1700", "0.876"]
+    assert table == expected  # every label, status and number whole
+    rows = [line for line in lines if line.startswith("│")]
+    assert max(len(line) for line in lines if line[:1] in "┏┃│└") <= width
+    assert "│ regularizer=none trainer.seed=0 " in rows[0]  # one line, at 80 columns too
+    assert len(rows) == (8 if width >= 100 else 12)  # at 80, the dropout and early_stopping jobs take two
+    if width == 200:
+        assert lines[0] == "sweep: 8 jobs (trainer.epochs=20)"
+        assert lines[2] == "┃ job                                       ┃ status        ┃ best epoch ┃ best val/loss ┃ best val/acc ┃"
+    assert lines[-2:] == [f"Compare the runs:  tensorboard --logdir {folder}",
+                          f"Seeds pooled, claims checked:  nnexp report {folder}"]

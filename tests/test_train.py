@@ -376,3 +376,26 @@ def test_sweep_job_folders_stay_flat_when_values_hold_slashes(run_cli, tmp_path)
     assert code == 0, err
     jobs = sorted(p.parent for p in (tmp_path / "outputs" / "multirun").glob("*/*/*/summary.json"))
     assert len(jobs) == 2 and all("dataset.path=-" in j.name for j in jobs)
+
+
+def test_the_end_of_a_run_reads_whole_at_80_columns(run_cli, tmp_path, terminal):
+    """The run's first line names its folder, the summary table, the sentences and the TensorBoard command:
+    at 80 columns each reads whole; the folder and the command stay on one line, longer than the terminal;
+    a claim's brackets are printed, not taken for rich markup."""
+    from conftest import box_tables, screen
+
+    run_dir = tmp_path / ("a-folder-with-a-long-name-" * 3) / "run"
+    terminal(80)
+    code, out, err = run_cli("train", "dataset=xor", "trainer.epochs=2", "trainer.progress=plain",
+                             "trainer.threads=1", f"hydra.run.dir={run_dir}",
+                             "expect=['final.val/loss[dataset=xor] > 0']")
+    assert code == 0, err
+    lines = screen(out)
+    assert lines[0].startswith("nnexp: mlp on xor (") and lines[0].endswith(" parameters, cpu")
+    assert lines[1] == f"  -> {run_dir}" and len(lines[1]) > 80  # whole, never broken inside the path
+    (table,) = box_tables(lines)
+    assert [row[0] for row in table] == ["", "train/loss", "val/loss", "train/acc", "val/acc", "gap (val - train loss)"]
+    assert all(re.fullmatch(r"-?\d+\.\d{4}", cell) for row in table[1:] for cell in row[1:])
+    assert max(len(line) for line in lines[2:-1] if not line.startswith("epoch ")) <= 80
+    assert "Check PASS: final.val/loss[dataset=xor] > 0" in " ".join(lines)
+    assert lines[-1] == f"See the curves:  tensorboard --logdir {run_dir}"
