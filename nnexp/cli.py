@@ -85,7 +85,8 @@ def _dispatch(argv: list[str] | None) -> None:
         print(f"nnexp {__version__}")
         raise SystemExit(0)
     if command == "train" and any(a in ("-h", "--help") for a in rest):
-        from nnexp.train_help import main as help_main  # the config tree's own words; Hydra, no torch
+        # the config tree's own words; Hydra, no torch
+        from nnexp.train_help import main as help_main
 
         raise SystemExit(help_main(rest))
     if command == "train":
