@@ -40,7 +40,7 @@ def test_version(run_cli):
 def test_train_help_lists_groups_and_options(run_cli):
     code, out, _ = run_cli("train", "--help")
     assert code == 0
-    for group in ("dataset", "model", "optimizer", "regularizer", "scheduler", "trainer", "experiment"):
+    for group in ("dataset", "model", "optimizer", "regularizer", "scheduler", "trainer", "experiment", "debug"):
         assert re.search(rf"^  {group} +[ *]\w", out, flags=re.M), group
     assert "early_stopping" in out and "spirals" in out and "cosine" in out
 
