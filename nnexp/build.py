@@ -27,8 +27,9 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from nnexp import distributed
+from nnexp.anomaly import AnomalyWatch
 from nnexp.context import RunContext, cores
-from nnexp.data import Data, Split
+from nnexp.data import Data, Split, limit
 from nnexp.diagnosis import RunFacts
 from nnexp.distributed import Dist
 from nnexp.early_stopping import EarlyStopping
@@ -71,12 +72,14 @@ def build(cfg: DictConfig, ctx: RunContext) -> Components:
     if tc.strategy == "ddp" and ctx.multirun:
         raise ConfigError("trainer.strategy=ddp trains one run over several processes; it cannot be a job of a "
                           "sweep (-m): start each run with torchrun")
+    check_anomaly_mode(tc.detect_anomaly, tc.strategy, tc.compile)
     ranks, device = distributed.setup(tc.strategy, select_device(tc.device))
     configure_torch(tc.threads, tc.seed, tc.deterministic, ctx.parallel_jobs)
     precision = check_precision(str(tc.precision), device)
     stopper = component("regularizer.early_stopping", reg.early_stopping)  # before any data: its keys are cheap
     model_class = _model_class(cfg.model)
-    data = component("dataset", cfg.dataset)
+    data = limit(component("dataset", cfg.dataset), batch_size=tc.batch_size, eval_batch_size=tc.eval_batch_size,
+                 limit_batches=tc.limit_batches, overfit_batches=tc.overfit_batches)  # debug=fast, debug=overfit
     objective = make_objective(cfg.loss, data.task, data.num_classes, data.target_dim, data.per_step,
                                model_default=getattr(model_class, "default_loss", None), tolerance=data.tolerance)
     if stopper.monitor.endswith("/acc") and objective.correct is None:
@@ -97,7 +100,8 @@ def build(cfg: DictConfig, ctx: RunContext) -> Components:
     settings = FitSettings(epochs=tc.epochs, batch_size=tc.batch_size, eval_batch_size=tc.eval_batch_size,
                            grad_clip=tc.grad_clip, l1=reg.l1, seed=tc.seed, dist=ranks, precision=precision,
                            scaler=torch.amp.GradScaler("cuda", enabled=precision == "16"),
-                           check_every_step=reads_loss_every_step(device))
+                           check_every_step=reads_loss_every_step(device) or tc.detect_anomaly,
+                           anomaly=AnomalyWatch(model) if tc.detect_anomaly else None)
     # validation passes count the confusion matrix as they go (not under DDP: there each rank counts its
     # share, and one pass at the end draws it)
     if tc.confusion_matrix and tc.tensorboard and data.task == "classification" and not ranks.active:
@@ -160,6 +164,16 @@ def choose_threads(threads: int, model: torch.nn.Module, data: Data, batch_size:
     count, why = auto_threads(model, data.train.x[:1], batch_size, available)
     torch.set_num_threads(count)
     return f"{count} torch thread{'s' if count > 1 else ''} ({why})"
+
+
+def check_anomaly_mode(detect_anomaly: bool, strategy: str, compile: bool) -> None:
+    """trainer.detect_anomaly watches one process's eager model: its hooks would not see inside a compiled
+    graph, and a backward pass that stops on one DDP rank would leave the others waiting for it."""
+    if detect_anomaly and strategy == "ddp":
+        raise ConfigError("trainer.detect_anomaly=true watches one process; it cannot run with trainer.strategy=ddp")
+    if detect_anomaly and compile:
+        raise ConfigError("trainer.detect_anomaly=true watches the model's modules as they run; "
+                          "use it with trainer.compile=false")
 
 
 def reads_loss_every_step(device: torch.device) -> bool:

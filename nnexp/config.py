@@ -71,6 +71,9 @@ class TrainerConf:
     precision: str = "32"  # 32 | bf16 | 16 (autocast; 16 with a GradScaler, CUDA only)
     channels_last: bool = False  # image models: NHWC memory layout (faster convolutions on recent GPUs)
     compile: bool = False  # torch.compile the model (off: compiling takes tens of seconds before the first step)
+    limit_batches: int = 0  # > 0: train and validate on at most that many batches per epoch (debug=fast); 0 = all
+    overfit_batches: int = 0  # > 0: train on the first N batches only, validate on those same samples (debug=overfit)
+    detect_anomaly: bool = False  # name the first module or autograd function that made a NaN/Inf (debug=anomaly)
 
 
 @dataclass
@@ -202,6 +205,9 @@ _RULES: list[tuple[str, Any, str]] = [
     ("trainer.precision", lambda v: str(v) in ("32", "bf16", "16"), "one of 32, bf16, 16"),
     ("trainer.channels_last", lambda v: isinstance(v, bool), "true or false"),
     ("trainer.compile", lambda v: isinstance(v, bool), "true or false"),
+    ("trainer.limit_batches", _int_at_least(0), "an integer >= 0 (batches per epoch; 0 = all)"),
+    ("trainer.overfit_batches", _int_at_least(0), "an integer >= 0 (batches; 0 = off)"),
+    ("trainer.detect_anomaly", lambda v: isinstance(v, bool), "true or false"),
     ("trainer.resume", lambda v: v is None or (isinstance(v, str) and v.strip() != ""),
      "null, auto, or a run folder or checkpoint file"),
     ("trainer.resume_finished", lambda v: isinstance(v, bool), "true or false"),

@@ -18,19 +18,23 @@ DISPLAY_KEYS = frozenset({"trainer.progress", "trainer.checkpoints", "trainer.ch
                           "trainer.threads", "trainer.eval_batch_size",
                           "trainer.pictures_every", "trainer.histograms_every", "trainer.confusion_matrix",
                           "trainer.resume", "trainer.resume_finished", "trainer.resume_config",
-                          "trainer.tensorboard", "trainer.log_every_n_steps"})
+                          "trainer.tensorboard", "trainer.log_every_n_steps", "trainer.detect_anomaly"})
 # differences that do not make another run to continue: display keys, and the epoch budget (a run may grow)
 RESUMABLE_CHANGES = DISPLAY_KEYS | {"trainer.epochs"}
+# keys that came after runs were made without them, at the value that changes nothing: with it or without the key,
+# the same run (so a run from before them keeps its fingerprint, a resume continues it, a sweep run again skips it)
+NEUTRAL = {"trainer.limit_batches": 0, "trainer.overfit_batches": 0}
 
 
 def flat(node: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"trainer": {"epochs": 3}}`` -> ``{"trainer.epochs": 3}``."""
+    """``{"trainer": {"epochs": 3}}`` -> ``{"trainer.epochs": 3}``; a NEUTRAL key at its neutral value left out."""
     if isinstance(node, dict):
         out: dict[str, Any] = {}
         for k, v in node.items():
             out.update(flat(v, f"{prefix}{k}."))
         return out
-    return {prefix[:-1]: node}
+    key = prefix[:-1]
+    return {} if key in NEUTRAL and node == NEUTRAL[key] and type(node) is type(NEUTRAL[key]) else {key: node}
 
 
 def config_hash(config: dict[str, Any]) -> str:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from nnexp.anomaly import AnomalyWatch
 from nnexp.data import Data, Split
 from nnexp.distributed import SINGLE, Dist
 from nnexp.early_stopping import EarlyStopping
@@ -58,6 +59,9 @@ class FitSettings:
     # True: read each step's loss before its optimizer step (the CPU: free). False: no host sync per step;
     # the first non-finite step is found at the epoch's end and the epoch undone (GPUs)
     check_every_step: bool = True
+    # trainer.detect_anomaly: hooks that note where the first NaN/Inf came from (entered around fit() by the
+    # run); a step that makes one ends the run as diverged (check_every_step is on with it)
+    anomaly: AnomalyWatch | None = None
 
 
 def autocast(precision: str, device: torch.device):  # noqa: ANN201 - a context manager
@@ -124,9 +128,10 @@ def evaluate(model: nn.Module, split: Split, objective: Objective, batch_size: i
     return loss_sum / n, acc
 
 
-def _non_finite(loss: torch.Tensor, d: Dist) -> bool:
-    """Is this step's loss NaN/Inf (on any rank)? Reads the loss: a host sync, free on the CPU."""
-    bad = not bool(torch.isfinite(loss))
+def _non_finite(loss: torch.Tensor, d: Dist, anomaly: AnomalyWatch | None = None) -> bool:
+    """Is this step's loss NaN/Inf (on any rank), or did ``anomaly`` see one inside the model? Reads the loss:
+    a host sync, free on the CPU."""
+    bad = not bool(torch.isfinite(loss)) or (anomaly is not None and anomaly.found is not None)
     return d.any(bad, loss.device) if d.active else bad
 
 
@@ -171,7 +176,7 @@ def train_one_epoch(
             loss = (objective.loss(out, yb) if len(idx) else out.sum() * 0.0).float()
         if not settings.check_every_step:
             run.watch(loss)
-        elif _non_finite(loss, d):  # stop before NaN/Inf reaches the weights
+        elif _non_finite(loss, d, settings.anomaly):  # stop before NaN/Inf reaches the weights
             run.bad_step = run.step + 1
             run.add(loss, len(idx))
             break
@@ -181,7 +186,14 @@ def train_one_epoch(
         if l1_params:
             objective_value = objective_value + settings.l1 * sum(p.abs().sum() for p in l1_params)
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(objective_value).backward()
+        try:
+            scaler.scale(objective_value).backward()
+        except RuntimeError as exc:  # trainer.detect_anomaly: torch names the backward function that made a NaN
+            if settings.anomaly is None or not settings.anomaly.backward_failed(exc):
+                raise
+            run.bad_step = run.step + 1
+            run.add(loss, len(idx))
+            break
         scaler.unscale_(optimizer)  # the true gradients (fp16), for the norms and clipping below
         run.add_grad_norms(ends)
         if settings.grad_clip is not None:
@@ -235,10 +247,7 @@ def fit(
         if stats.bad_step is not None:
             if undo is not None:  # steps after the bad one changed the weights: back to the epoch's start
                 undo.restore(_unwrapped(model), optimizer, settings.scaler)
-            weights = "those of the step before" if undo is None else f"those of the end of epoch {epoch - 1}"
-            what = (f"the optimizer's update overflowed float32 (lr={lr:g})" if stats.step_overflow
-                    else f"train/loss became {stats.loss}")
-            diverged = f"{what} in epoch {epoch}, step {stats.bad_step}; the weights are {weights}"
+            diverged = _bad_step(stats, epoch, lr, settings.anomaly, undone=undo is not None)
         elif not stats.whole:  # a stop was asked for mid-epoch: keep the position, log nothing partial
             state.sums = stats.sums
             result.status = Status.INTERRUPTED
@@ -294,6 +303,19 @@ def fit(
         _unwrapped(model).load_state_dict(state.best_state)
         result.restored_best = stopper.best_epoch != result.epochs_run
     return result
+
+
+def _bad_step(stats: EpochStats, epoch: int, lr: float, anomaly: AnomalyWatch | None, undone: bool) -> str:
+    """Why a step ended the run, where, and which weights it ends with."""
+    weights = f"those of the end of epoch {epoch - 1}" if undone else "those of the step before"
+    where = f"epoch {epoch}, step {stats.bad_step}; the weights are {weights}"
+    if stats.step_overflow:
+        return f"the optimizer's update overflowed float32 (lr={lr:g}) in {where}"
+    if anomaly is not None and anomaly.found is not None:  # "... came from model.net.fc2 (Linear) in the forward pass"
+        return f"{anomaly.found} of {where}"
+    if anomaly is not None:  # watched, and every module's output was finite
+        return f"train/loss became {stats.loss} (every module's output was finite: the loss made it) in {where}"
+    return f"train/loss became {stats.loss} in {where}"
 
 
 def _unwrapped(model: nn.Module) -> nn.Module:

@@ -115,7 +115,6 @@ class Recorder:
 
         First the run folder is checked (removed while training: RunFolderGone) and the threads (an error in
         TensorBoard's writer thread becomes the run's): the run stops at this epoch's end at the latest."""
-        model = self.parts.model
         self.folder.check(f" (noticed at the end of epoch {epoch})")
         self._raise_thread_error()
         self.tracker.log_epoch(epoch, metrics)
@@ -128,8 +127,7 @@ class Recorder:
                 and epoch % self.parts.data.eval_every == 0:
             self.evaluate_in_env(epoch)
         if finite and self.histograms_every and epoch % self.histograms_every == 0:
-            self.tracker.log_histograms(model.named_parameters(), epoch)  # p.grad: the epoch's last step
-            self.tracker.log_grad_norms(model.named_parameters(), epoch)
+            self.histograms(epoch)
         if finite and self.pictures_every and epoch % self.pictures_every == 0:
             self.draw(epoch)
         if self.checkpoints and finite:
@@ -182,6 +180,12 @@ class Recorder:
         for i, image in enumerate(pictures.attention_maps(p.model, p.data.val.x[:1])):
             self.tracker.log_image(f"pictures/attention/layer{i}", image, step)
 
+    def histograms(self, step: int) -> None:
+        """The HISTOGRAMS tab (weights/, grads/) and grad_norm/<param>; p.grad: the last step's gradients."""
+        params = list(self.parts.model.named_parameters())
+        self.tracker.log_histograms(params, step)
+        self.tracker.log_grad_norms(params, step)
+
     def checkpoint(self, epoch: int, metrics: dict[str, Any] | None) -> dict[str, Any]:
         """Everything to continue exactly from here: weights, optimizer, schedule, early stopping, the
         position (epoch, and batch within it), and every random state."""
@@ -206,6 +210,8 @@ class Recorder:
             return
         if self.pictures_every and result.epochs_run % self.pictures_every:
             self.draw(result.epochs_run)  # the last step of the IMAGES slider: the model the run ends with
+        if self.histograms_every and result.epochs_run % self.histograms_every:
+            self.histograms(result.epochs_run)  # so does the HISTOGRAMS tab, also in a run shorter than the interval
         if self.confusion:
             self._confusion(result)
         # the model the run ends with, in its environment (unless the last epoch just did it with these weights)

@@ -14,6 +14,7 @@ knows in a RunContext, and a Python session can pass its own.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import replace
@@ -103,8 +104,9 @@ class Run:
             summary = self.identity()
             try:
                 with recorder:
-                    result = fit(self.trained, p.data, p.objective, p.optimizer, p.scheduler, p.settings, p.stopper,
-                                 on_epoch_end=recorder.epoch_end, stop_requested=signals, state=p.state)
+                    with p.settings.anomaly or contextlib.nullcontext():  # trainer.detect_anomaly: while it trains
+                        result = fit(self.trained, p.data, p.objective, p.optimizer, p.scheduler, p.settings,
+                                     p.stopper, on_epoch_end=recorder.epoch_end, stop_requested=signals, state=p.state)
                     recorder.after_fit(result)
                 summary = self.summarize(result, recorder.environment(), time.perf_counter() - started)
                 if result.status is Status.INTERRUPTED:

@@ -34,7 +34,8 @@ Runs land in outputs/runs/<date>/<time>_<id>_<model>-<dataset>_<overrides> (swee
 look at them with: tensorboard --logdir outputs      compare a sweep: nnexp report <sweep dir>
 Hydra's own flags (launchers, sweepers, logging, shell completion): nnexp train --hydra-help
 """
-GROUPS = ("dataset", "model", "optimizer", "scheduler", "regularizer", "trainer", "experiment", "hparams_search")
+GROUPS = ("dataset", "model", "optimizer", "scheduler", "regularizer", "trainer", "experiment", "debug",
+          "hparams_search")
 KEYED = ("dataset", "model", "optimizer", "scheduler", "regularizer", "trainer")  # groups whose keys are listed
 HIDDEN_KEYS = ("_target_", "_partial_", "defaults")
 DESCRIPTION = 62  # characters of an option's description: a line of the group list stays within 100

@@ -213,9 +213,22 @@ def test_moons_run_logs_boundary_images_histograms_and_grad_norms(run_cli, tmp_p
     histograms = acc.Tags()["histograms"]
     for name in ("net.fc1.weight", "net.fc1.bias", "net.out.weight"):
         assert f"weights/{name}" in histograms and f"grads/{name}" in histograms
-        assert [e.step for e in acc.Histograms(f"weights/{name}")] == [2, 4]
+        # every 2 epochs, and at the last, like the pictures
+        assert [e.step for e in acc.Histograms(f"weights/{name}")] == [2, 4, 5]
         norms = acc.Scalars(f"grad_norm/{name}")
-        assert [e.step for e in norms] == [2, 4] and all(e.value > 0 for e in norms)
+        assert [e.step for e in norms] == [2, 4, 5] and all(e.value > 0 for e in norms)
+
+
+def test_a_run_shorter_than_the_histogram_interval_writes_them_at_its_last_epoch(run_cli, tmp_path):
+    run_dir = tmp_path / "run"
+    code, _, err = run_cli("train", "dataset=moons", "model.hidden=[8]", "trainer.epochs=3",
+                           "trainer.histograms_every=20", *QUICK, f"hydra.run.dir={run_dir}")
+    assert code == 0, err
+    acc = _events(run_dir)
+    for name in ("net.fc1.weight", "net.out.bias"):
+        assert [e.step for e in acc.Histograms(f"weights/{name}")] == [3]
+        assert [e.step for e in acc.Histograms(f"grads/{name}")] == [3]
+        assert [e.step for e in acc.Scalars(f"grad_norm/{name}")] == [3]
 
 
 def test_transformer_run_logs_attention_of_every_layer(run_cli, tmp_path):

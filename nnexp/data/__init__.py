@@ -32,6 +32,10 @@ class Split:
     def to(self, device: torch.device | str) -> Split:
         return Split(self.x.to(device), self.y.to(device))
 
+    def first(self, n: int) -> Split:
+        """The first ``n`` samples (all when there are fewer), as their own tensors: the rest can be freed."""
+        return self if n >= len(self) else Split(self.x[:n].clone(), self.y[:n].clone())
+
 
 @dataclass
 class Data:
@@ -62,6 +66,25 @@ class Data:
             val=self.val.to(device),
             test=None if self.test is None else self.test.to(device),
         )
+
+
+def limit(data: Data, *, batch_size: int, eval_batch_size: int, limit_batches: int = 0,
+          overfit_batches: int = 0) -> Data:
+    """``trainer.overfit_batches`` and ``trainer.limit_batches`` as smaller splits, so the loop runs as it is.
+
+    overfit_batches=N: training keeps the first N batches' samples, and validation and test are those same
+    samples (a model that memorizes them shows it in val/loss too). limit_batches=N: at most N batches of
+    ``batch_size`` to train on and N of ``eval_batch_size`` to validate and test on. The splits were shuffled
+    once when the data was built, so "the first" samples are a fixed random pick, the same every epoch.
+    """
+    if overfit_batches:
+        train = data.train.first(overfit_batches * batch_size)
+        data = replace(data, train=train, val=train, test=None if data.test is None else train)
+    if limit_batches:
+        data = replace(data, train=data.train.first(limit_batches * batch_size),
+                       val=data.val.first(limit_batches * eval_batch_size),
+                       test=None if data.test is None else data.test.first(limit_batches * eval_batch_size))
+    return data
 
 
 def split_arrays(
