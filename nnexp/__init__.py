@@ -1,7 +1,28 @@
-"""nnexp: neural-network experiments from the command line."""
+"""nnexp: neural-network experiments from the command line, and from Python: ``nnexp.train``, ``nnexp.sweep``,
+``nnexp.report`` (nnexp/api.py)."""
 
 from nnexp import openmp as _openmp
 
 _openmp.apply()  # before any nnexp module imports torch: how OpenMP's idle threads wait (nnexp/openmp.py)
 
 __version__ = "0.1.0"
+
+# The Python API, imported on first use: `import nnexp` stays as light as `nnexp --help`. nnexp.sweep and
+# nnexp.report are the modules nnexp/sweep.py and nnexp/report.py, callable as the API's functions.
+_API = ("train", "RunResult", "SweepResult", "ReportResult", "NnexpRunError")
+
+
+def __getattr__(name: str) -> object:  # a function, a class or a module
+    if name in _API:
+        from nnexp import api
+
+        return getattr(api, name)
+    if name in ("sweep", "report"):
+        import importlib
+
+        return importlib.import_module(f"nnexp.{name}")
+    raise AttributeError(f"module 'nnexp' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API, "sweep", "report"})

@@ -44,8 +44,9 @@ log = logging.getLogger("nnexp")
 # processes (joblib, submitit) can pickle the task by reference. The outcomes of the jobs are read from
 # their folders afterwards, wherever they ran.
 # "folder": the run or sweep folder Hydra is about to create (its key, the folder, the first of it and its parents
-# that was not there yet), noted by SweepWatcher before Hydra touches it.
-_STATE: dict = {"started": False, "held": None, "sweep_dir": None, "started_at": 0.0, "folder": None}
+# that was not there yet), noted by SweepWatcher before Hydra touches it. "run_dir": the folder a single run trained
+# in (or found finished), for nnexp/api.py.
+_STATE: dict = {"started": False, "held": None, "sweep_dir": None, "started_at": 0.0, "folder": None, "run_dir": None}
 
 
 def train(args: list[str]) -> int:
@@ -56,7 +57,7 @@ def train(args: list[str]) -> int:
 
     config.register()
     config.new_run_id()
-    _STATE.update(started=False, sweep_dir=None, started_at=time.time(), folder=None)
+    _STATE.update(started=False, sweep_dir=None, started_at=time.time(), folder=None, run_dir=None)
     scratch = None
     if int(os.environ.get("RANK", "0")) > 0 and "WORLD_SIZE" in os.environ:
         # a DDP rank other than 0 (torchrun): rank 0 owns the run folder, this one writes nowhere
@@ -189,6 +190,7 @@ def _claimed(cfg: DictConfig, ctx: RunContext, claim: lifecycle.Claim, made_log:
         rundir.discard(ctx.run_dir, keep_log=not made_log)
         rundir.log_to(claim.run_dir / "train.log")
         ctx = ctx.moved_to(claim.run_dir)
+    _STATE["run_dir"] = ctx.run_dir
     if claim.done is not None:  # a finished run is never changed by running its command again
         if ctx.multirun:
             print(f"nnexp: job {HydraConfig.get().job.num} ({' '.join(ctx.overrides)}): already done "

@@ -1,12 +1,14 @@
-"""What the terminal shows: a live rich progress bar on a terminal, plain lines in CI logs, a summary."""
+"""What the terminal shows: a live rich progress bar on a terminal or in a notebook, plain lines in CI logs, a summary."""
 
 from __future__ import annotations
 
+import importlib.util
 import shlex
 import sys
 from typing import Any
 
 from rich.cells import cell_len
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -28,13 +30,20 @@ def _epoch_line(metrics: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+def live_in_notebook(console: Console) -> bool:
+    """A notebook's stdout is no TTY, yet rich draws its live bar there, as a widget: where ipywidgets is
+    installed (without it rich warns and draws nothing, so one line per epoch is better)."""
+    return console.is_jupyter and importlib.util.find_spec("ipywidgets") is not None
+
+
 class Reporter:
-    """``mode``: rich (live bar), plain (one line per epoch), none (summary only), auto (rich on a TTY)."""
+    """``mode``: rich (live bar), plain (one line per epoch), none (summary only), auto (rich on a TTY or in a
+    Jupyter notebook)."""
 
     def __init__(self, mode: str = "auto", epochs: int = 1, title: str = "", run_dir: str = "") -> None:
         self.console = stdout_console()  # plain text: the sentences hold claims with brackets
         if mode == "auto":
-            mode = "rich" if sys.stdout.isatty() else "plain"
+            mode = "rich" if sys.stdout.isatty() or live_in_notebook(self.console) else "plain"
         self.mode, self.epochs, self.title, self.run_dir = mode, epochs, title, run_dir
         self._progress: Progress | None = None
         self._task = None

@@ -34,6 +34,17 @@ class RunFolderGone(NnexpError):
                          "nothing more was written")
 
 
+class NnexpRunError(NnexpError):
+    """What a command run from Python (nnexp/api.py: ``nnexp.train``, ``nnexp.sweep``, ``nnexp.report``) ended with
+    where ``nnexp`` would have exited non-zero: the message it printed (one line; Hydra's own errors keep their
+    few lines) and the exit code. ``result`` is what the command left, where it left a run or a sweep (a run that
+    diverged, a sweep with a failed job), else None."""
+
+    def __init__(self, message: str, exit_code: int, result: Any = None) -> None:
+        super().__init__(message)
+        self.message, self.exit_code, self.result = message, exit_code, result
+
+
 def reason(exc: BaseException) -> str:
     """The OS's words for an OSError (``No space left on device``), else the exception's own text."""
     if isinstance(exc, OSError) and exc.strerror:

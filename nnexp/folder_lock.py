@@ -20,6 +20,7 @@ except ImportError:  # Windows: no advisory locks; one process per folder is the
 
 LOCK_FILE = ".nnexp.lock"
 _MADE: set[FolderLock] = set()  # locks this process is taking or holds in files it created (remove_made())
+_HELD: set[FolderLock] = set()  # locks this process holds (a command run from Python releases what it left: held())
 
 
 class FolderUnusable(ConfigError):
@@ -87,10 +88,12 @@ class FolderLock:
         os.pwrite(fd, f"PID {os.getpid()} on {socket.gethostname()} since "
                       f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
         self._fd = fd
+        _HELD.add(self)
         return self
 
     def release(self) -> None:
         _MADE.discard(self)
+        _HELD.discard(self)
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
@@ -113,6 +116,12 @@ def remove_made() -> None:
     for lock in list(_MADE):
         with contextlib.suppress(OSError):
             lock.remove()
+
+
+def held() -> frozenset[FolderLock]:
+    """The locks this process holds now. A command run inside the user's process (nnexp/api.py) releases those
+    it took and left (a signal held back until its claim was made), as the end of its own process would."""
+    return frozenset(_HELD)
 
 
 def _read(fd: int) -> str:

@@ -7,6 +7,8 @@ A job whose summary.json or metrics.csv cannot be read (junk, binary bytes, cut
 short) is damaged: left out of all of it and listed apart, one line naming the
 file and why; the report of the other jobs stands (exit 0).
 ``report.csv`` and ``report.png`` go into the first PATH.
+
+From Python, ``nnexp.report(path)`` is this command (nnexp/api.py): this module is that name, so it is callable.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 from rich.text import Text
 
 from nnexp import record
+from nnexp.api import ReportModule
 from nnexp.checks import check_sweep, labels_of, parse, split_override, value_at, verdict
 from nnexp.fingerprint import DISPLAY_KEYS
 from nnexp.record import Outcome, Status
@@ -320,3 +323,6 @@ def _print(title: str, rows: list[dict[str, Any]], failed: list[tuple[str, str, 
         colour = {"PASS": "green", "FAIL": "bold red", "N/A": "yellow"}
         console.print(table("claims (expect), checked per seed on the mean of the jobs each side selects",
                             ("claim", "result", "per seed"), [(c, Text(v, style=colour[v]), d) for c, v, d in claims]))
+
+
+sys.modules[__name__].__class__ = ReportModule  # nnexp.report(...) is the Python API's report() (nnexp/api.py)

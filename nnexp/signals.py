@@ -6,6 +6,8 @@
 - Outside training (:func:`terminate_politely`: start-up, building, a sweep between
   jobs) SIGTERM and SIGHUP raise :class:`Terminated`, a KeyboardInterrupt, so every
   path that handles Ctrl-C handles them the same way.
+- A command run from Python (:func:`in_process`, nnexp/api.py) never ends the
+  process: the user's interpreter (a notebook's kernel) outlives it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from nnexp.errors import EXIT_HANGUP, EXIT_INTERRUPTED, EXIT_TERMINATED
 # the signals that ask a run to stop (SIGHUP: the terminal was closed); where the platform has them
 STOP = tuple(s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s is not None)
 _CODES = {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED, "SIGHUP": EXIT_HANGUP}
+# in_process(): for each exit_at_once open now, the signals it holds back (None: the command owns its process)
+_held: list[list[int]] | None = None
 
 
 def name(signum: int | None) -> str:
@@ -80,6 +84,10 @@ def exit_at_once(cleanup: Callable[[], None] | None = None) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    if _held is not None:
+        with _hold(_held, cleanup):
+            yield
+        return
 
     def leave(signum: int, frame: FrameType | None) -> None:
         try:
@@ -101,7 +109,8 @@ def exit_at_once(cleanup: Callable[[], None] | None = None) -> Iterator[None]:
 
 def raise_on_signals() -> None:
     """From here on (a job has started): Ctrl-C raises KeyboardInterrupt, SIGTERM and SIGHUP Terminated, so the
-    job's own handlers decide what happens (nothing written yet, or a polite stop while training)."""
+    job's own handlers decide what happens (nothing written yet, or a polite stop while training). A signal
+    held back while Hydra composed (:func:`in_process`) is raised now: the job does not start."""
     if threading.current_thread() is not threading.main_thread():
         return
 
@@ -110,6 +119,50 @@ def raise_on_signals() -> None:
 
     for sig in STOP:
         signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else raise_terminated)
+    held = next((got[0] for got in _held or () if got), None)
+    if held is not None:
+        raise _as_exception(held)
+
+
+@contextlib.contextmanager
+def in_process() -> Iterator[None]:
+    """Around a command run inside the user's Python process (nnexp/api.py), which must outlive it. Where the
+    command's own process would end at once (:func:`exit_at_once`), the signal is held back until that phase is
+    over, then what it made is removed and the signal raised (KeyboardInterrupt, Terminated), so the command
+    ends with its one line and exit code as it does on its own; a second Ctrl-C raises at once."""
+    global _held
+    before, _held = _held, []
+    try:
+        yield
+    finally:
+        _held = before
+
+
+@contextlib.contextmanager
+def _hold(scopes: list[list[int]], cleanup: Callable[[], None] | None) -> Iterator[None]:
+    got: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        if got and signum == signal.SIGINT:  # the user insists: now, wherever it lands
+            raise KeyboardInterrupt
+        got.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in STOP}
+    scopes.append(got)
+    try:
+        yield
+    finally:
+        scopes.pop()  # exit_at_once phases nest: the last one opened is this one
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if got:  # whatever else was under way: the signal ends the command, as it would have at once
+            if cleanup is not None:
+                cleanup()
+            raise _as_exception(got[0])
+
+
+def _as_exception(signum: int) -> KeyboardInterrupt:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
 
 
 class StopSignals:
