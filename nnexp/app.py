@@ -45,19 +45,25 @@ log = logging.getLogger("nnexp")
 # their folders afterwards, wherever they ran.
 # "folder": the run or sweep folder Hydra is about to create (its key, the folder, the first of it and its parents
 # that was not there yet), noted by SweepWatcher before Hydra touches it. "run_dir": the folder a single run trained
-# in (or found finished), for nnexp/api.py.
-_STATE: dict = {"started": False, "held": None, "sweep_dir": None, "started_at": 0.0, "folder": None, "run_dir": None}
+# in (or found finished), for nnexp/api.py. "task": what runs the job (None: task() below, also in a launcher's
+# worker process, which starts without it).
+_STATE: dict = {"started": False, "held": None, "sweep_dir": None, "started_at": 0.0, "folder": None, "run_dir": None,
+                "task": None}
 
 
-def train(args: list[str]) -> int:
-    """Hand the arguments to Hydra; return the exit code."""
+def train(args: list[str], command: str = "train") -> int:
+    """Hand the arguments to Hydra; return the exit code (lr-find: conf/lr_find.yaml, nnexp/lr_find_cmd.py's task)."""
     import hydra
 
     from nnexp import config
 
-    config.register()
+    lr_find = command == "lr-find"
+    config.register(config.LrFindRunConf if lr_find else config.TrainConf)
     config.new_run_id()
-    _STATE.update(started=False, sweep_dir=None, started_at=time.time(), folder=None, run_dir=None)
+    task_fn = None
+    if lr_find:
+        from nnexp.lr_find_cmd import task as task_fn
+    _STATE.update(started=False, sweep_dir=None, started_at=time.time(), folder=None, run_dir=None, task=task_fn)
     scratch = None
     if int(os.environ.get("RANK", "0")) > 0 and "WORLD_SIZE" in os.environ:
         # a DDP rank other than 0 (torchrun): rank 0 owns the run folder, this one writes nowhere
@@ -66,9 +72,10 @@ def train(args: list[str]) -> int:
         scratch = tempfile.mkdtemp(prefix=f"nnexp-rank{os.environ['RANK']}-")
         args = [*args, f"hydra.run.dir={scratch}", "hydra.output_subdir=null"]
     args = rundir.own_output_subdir(args)
-    app = hydra.main(config_path=str(config.config_dir()), config_name="train", version_base="1.3")(_hydra_task)
+    app = hydra.main(config_path=str(config.config_dir()), config_name="lr_find" if lr_find else "train",
+                     version_base="1.3")(_hydra_task)
     saved_argv, saved_stderr = sys.argv, sys.stderr
-    sys.argv = ["nnexp train", *args]  # Hydra parses sys.argv
+    sys.argv = [f"nnexp {command}", *args]  # Hydra parses sys.argv
     held = HeldStderr(saved_stderr)  # Hydra's messages wait until we know whether a task started
     _STATE["held"] = held
     sys.stderr = held
@@ -129,7 +136,7 @@ def _hydra_task(cfg: DictConfig) -> float | None:
     _STATE["started"] = True
     if _STATE["held"] is not None:
         _STATE["held"].release()
-    return task(cfg)
+    return (_STATE["task"] or task)(cfg)
 
 
 def context() -> RunContext:
@@ -220,7 +227,7 @@ def _claimed(cfg: DictConfig, ctx: RunContext, claim: lifecycle.Claim, made_log:
         return _end(code, ctx)
     try:
         with signals.exit_at_once(forget):
-            rundir.save_config(cfg, HydraConfig.get(), ctx.run_dir)
+            save_config(cfg, ctx.run_dir)
     except OSError as exc:
         forget()  # what this command made goes: the config files, then the folder
         print(_folder_line(exc, ctx), file=sys.stderr)
@@ -266,6 +273,11 @@ def _folder_line(exc: OSError, ctx: RunContext) -> str:
     if ctx.multirun and ctx.sweep_dir is not None:
         return folder_error(exc, "hydra.sweep.dir", ctx.sweep_dir)
     return folder_error(exc, "hydra.run.dir", ctx.run_dir)
+
+
+def save_config(cfg: DictConfig, run_dir: Path) -> None:
+    """The job's config into ``<run_dir>/.hydra``, as Hydra would have written it (nnexp/rundir.py)."""
+    rundir.save_config(cfg, HydraConfig.get(), run_dir)
 
 
 def _dir_chosen() -> bool:

@@ -1,8 +1,9 @@
 """The ``nnexp`` command: subcommand dispatch and exit codes, nothing else.
 
 Each subcommand lives in its own module, imported only when it is asked for:
-``train`` in nnexp/app.py (Hydra), ``report`` in nnexp/report.py, ``check`` in
-nnexp/check.py. ``nnexp --help`` imports neither Hydra nor torch.
+``train`` in nnexp/app.py (Hydra), ``lr-find`` in nnexp/lr_find_cmd.py (the same Hydra
+entry), ``report`` in nnexp/report.py, ``check`` in nnexp/check.py. ``nnexp --help``
+imports neither Hydra nor torch.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ train/validation curves in TensorBoard.
 
 commands:
   train     train one configuration, or a sweep with -m (Hydra overrides: key=value)
+  lr-find   the learning-rate range test on the run `nnexp train` would make of the same overrides:
+            the loss against a growing lr (lr_find.png) and the lr to paste (optimizer.lr=...)
   report    compare runs or sweeps: a table (mean ± std over seeds), claims PASS/FAIL, report.csv and report.png
   check     prove the from-scratch parts (backprop, LSTM, attention, SGD/Adam, perceptron) equal PyTorch
 
@@ -34,6 +37,7 @@ examples:
   nnexp train                                    offline demo: overfitting caught by early stopping
   nnexp train dataset=moons 'model.hidden=[16,16]'
   nnexp train -m regularizer=none,l2,dropout,early_stopping trainer.epochs=50
+  nnexp lr-find optimizer=sgd                    then train with the optimizer.lr it suggests
   nnexp train experiment=xor && nnexp report outputs/multirun/<date>/<time>_<id>
   nnexp check
   tensorboard --logdir outputs
@@ -42,7 +46,7 @@ exit codes: 0 ok, 1 runtime failure, 2 usage or config error, 3 diverged,
             129 hung up (SIGHUP), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)
 """
 
-COMMANDS = ("train", "report", "check")
+COMMANDS = ("train", "lr-find", "report", "check")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -93,6 +97,10 @@ def _dispatch(argv: list[str] | None) -> None:
         from nnexp.app import train  # Hydra; torch only once a run starts
 
         raise SystemExit(train(rest))
+    if command == "lr-find":
+        from nnexp.lr_find_cmd import main as lr_find_main  # Hydra; torch only once the test starts
+
+        raise SystemExit(lr_find_main(rest))
     if command == "report":
         from nnexp.report import main as report_main
 

@@ -90,6 +90,25 @@ class TrainConf:
     expect: list[str] = field(default_factory=list)  # claims checked after the run (nnexp/checks.py)
 
 
+@dataclass
+class LrFindConf:
+    """``nnexp lr-find``'s own keys (conf/lr_find.yaml says what each does)."""
+    start: float = 1e-7
+    end: float = 10.0
+    steps: int = 200
+    stop_factor: float = 4.0
+    smoothing: float = 0.98
+    skip_start: int = 10
+
+
+@dataclass
+class LrFindRunConf(TrainConf):
+    """The schema of ``nnexp lr-find``: the training config plus the ``lr_find`` node. It takes the place of
+    ``nnexp_schema`` in train.yaml's defaults for that command only, so a training run's config (and its
+    fingerprint) has no such node."""
+    lr_find: LrFindConf = field(default_factory=LrFindConf)
+
+
 _UID = secrets.token_hex(3)
 
 
@@ -107,9 +126,9 @@ def _uid() -> str:
     return _UID
 
 
-def register() -> None:
-    """Register the schema and resolvers; safe to call more than once."""
-    ConfigStore.instance().store(name="nnexp_schema", node=TrainConf)
+def register(schema: type = TrainConf) -> None:
+    """Register the schema (``LrFindRunConf`` for ``nnexp lr-find``) and resolvers; safe to call more than once."""
+    ConfigStore.instance().store(name="nnexp_schema", node=schema)
     if not OmegaConf.has_resolver("nnexp_uid"):
         # cached in the config, like Hydra's ${now:}: Hydra copies the cache into each job's config, so a
         # launcher that runs jobs in other processes (joblib, submitit) still names one sweep folder
@@ -227,6 +246,13 @@ _RULES: list[tuple[str, Any, str]] = [
     ("scheduler.factor", lambda v: _finite(v) and 0 < v < 1, "a number in (0, 1)"),
     ("scheduler.patience", _int_at_least(0), "an integer >= 0 (epochs)"),
     ("scheduler.T_max", _int_at_least(1), "an integer >= 1 (epochs)"),
+    # nnexp lr-find (absent from a training run's config: skipped there)
+    ("lr_find.start", _positive, "a finite number > 0"),
+    ("lr_find.end", _positive, "a finite number > 0"),
+    ("lr_find.steps", _int_at_least(2), "an integer >= 2 (batches)"),
+    ("lr_find.stop_factor", lambda v: _finite(v) and v > 1, "a finite number > 1"),
+    ("lr_find.smoothing", lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1) (0 = no smoothing)"),
+    ("lr_find.skip_start", _int_at_least(0), "an integer >= 0 (steps)"),
 ]
 
 

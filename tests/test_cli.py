@@ -15,7 +15,7 @@ from nnexp.hydra_errors import condense_hydra_error
 def test_top_level_help_lists_subcommands(run_cli):
     code, out, _ = run_cli("--help")
     assert code == 0
-    assert "commands:" in out and all(c in out for c in ("train", "report", "check"))
+    assert "commands:" in out and all(c in out for c in ("train", "lr-find", "report", "check"))
 
 
 def test_no_command_is_a_usage_error(run_cli):
@@ -28,7 +28,7 @@ def test_unknown_command_names_the_allowed_ones(run_cli):
     code, _, err = run_cli("trian")
     assert code == 2
     assert err.strip().splitlines() == [
-        "nnexp: error: unknown command 'trian'; allowed: train, report, check (see nnexp --help)"
+        "nnexp: error: unknown command 'trian'; allowed: train, lr-find, report, check (see nnexp --help)"
     ]
 
 
@@ -99,6 +99,8 @@ def test_help_and_cfg_do_not_import_torch():
     assert _imports_torch("train", "--help") == "NO-TORCH"
     assert _imports_torch("train", "--cfg", "job") == "NO-TORCH"
     assert _imports_torch("train", "--cfg", "job", "model.hidden=[8]", "dataset=moons") == "NO-TORCH"
+    assert _imports_torch("lr-find", "--help") == "NO-TORCH"
+    assert _imports_torch("lr-find", "--cfg", "job", "lr_find.steps=50") == "NO-TORCH"
 
 
 def test_help_and_report_import_neither_torch_nor_hydra(tmp_path):
