@@ -6,7 +6,9 @@ table of their own, and the ``expect`` claims of the jobs are checked per seed.
 A job whose summary.json or metrics.csv cannot be read (junk, binary bytes, cut
 short) is damaged: left out of all of it and listed apart, one line naming the
 file and why; the report of the other jobs stands (exit 0).
-``report.csv`` and ``report.png`` go into the first PATH.
+``report.csv``, ``report.png`` (each configuration's mean curves, shaded min..max over seeds) and, unless it is
+a run's own folder, ``_mean/`` (the same as one TensorBoard run per configuration: nnexp/report_tensorboard.py)
+go into the first PATH.
 
 From Python, ``nnexp.report(path)`` is this command (nnexp/api.py): this module is that name, so it is callable.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import shlex
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,6 +26,7 @@ from pathlib import Path
 from statistics import mean, stdev
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 
 from nnexp import record
@@ -33,6 +37,7 @@ from nnexp.record import Outcome, Status
 from nnexp.report_plot import as_number as _num
 from nnexp.report_plot import read_metrics, write_plot
 from nnexp.report_table import print_configurations, print_failed, table
+from nnexp.report_tensorboard import MARKER, MEAN_DIR, foreign, write_mean_runs
 from nnexp.sweep import labels as sweep_labels
 from nnexp.terminal import stdout_console
 
@@ -43,7 +48,9 @@ Compare the jobs of one or more sweeps (or single runs): one row per configurati
 seeds pooled as mean ± std, failed jobs listed, the `expect` claims checked per seed.
 PATH is a run directory or a sweep directory; every summary.json below it is read.
 A job whose summary.json or metrics.csv cannot be read is listed as damaged and left out.
-Writes report.csv and report.png into the first PATH.
+Writes report.csv, report.png and (unless PATH is a run directory) _mean/ into the first
+PATH: _mean/<configuration> is one TensorBoard run per configuration, the mean, min and max
+over its seeds of every per-epoch curve (replaced at each report; tensorboard --logdir PATH).
 
 example:
   nnexp train -m regularizer=none,l2 trainer.seed=0,1,2
@@ -284,17 +291,37 @@ def main(args: list[str]) -> int:
     _print_damaged(damaged)
     if paths[0].is_dir():
         csv_path, png_path = paths[0] / "report.csv", paths[0] / "report.png"
+        # the averaged runs: not inside a run's own folder, where they would be that run again in TensorBoard
+        mean_dir = None if (paths[0] / record.FILE).exists() else paths[0] / MEAN_DIR
+        if mean_dir is not None and foreign(mean_dir):  # replaced: only the folder a report wrote
+            print(f"nnexp report: error: {mean_dir} is not the folder of averaged runs nnexp report writes (no "
+                  f"{MARKER} in it); move it away, or report into another folder", file=sys.stderr)
+            return 2
         failed += [(str(d.file.parent), "", "damaged", f"{d.file.name}: {d.reason}") for d in damaged]
         try:
             write_csv(csv_path, rows, failed)
             plotted = write_plot(png_path, configs, rows, title)
+            averaged = write_mean_runs(mean_dir, configs) if mean_dir is not None else 0
         except OSError as exc:
             print(f"nnexp report: error: cannot write into {paths[0]}: {exc}", file=sys.stderr)
             return 1
         print(f"Wrote {csv_path}" + (f" and {png_path}" if plotted else " (no metrics.csv to plot)"))
+        if averaged:
+            _print_averaged(averaged, paths[0])
     if claims:
         print(f"{sum(v == 'PASS' for _, v, _ in claims)} of {_count(len(claims), 'claim')} PASS")
     return 0
+
+
+def _print_averaged(runs: int, folder: Path) -> None:
+    """What _mean holds and the command that shows it: on one line where it fits, else the command on a line
+    of its own; a command to copy is never wrapped."""
+    sentence = f"Seeds averaged into {_count(runs, 'TensorBoard run')} ({MEAN_DIR}/: mean, min, max per epoch):"
+    command = f"tensorboard --logdir {shlex.quote(str(folder))}"
+    if cell_len(f"{sentence}  {command}") <= stdout_console().width:
+        print(f"{sentence}  {command}")
+    else:
+        print(f"{sentence}\n  {command}")
 
 
 def _print_damaged(damaged: list[Damaged]) -> None:

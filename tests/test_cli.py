@@ -109,7 +109,9 @@ def test_help_and_report_import_neither_torch_nor_hydra(tmp_path):
 
     assert _imports("--help") == set()
     record.write(tmp_path / "0_job", RunSummary(Status.COMPLETED, epochs_run=1, best_epoch=1, best_value=0.5))
+    (tmp_path / "0_job" / "metrics.csv").write_text("epoch,train/loss,val/loss\n1,0.4,0.5\n")  # curves to write
     assert _imports("report", str(tmp_path), cwd=tmp_path) == set()
+    assert list((tmp_path / "_mean").glob("*/events.out.tfevents.*"))  # the averaged runs, written without torch
 
 
 def test_cfg_job_prints_the_composed_config(run_cli):

@@ -106,14 +106,15 @@ def test_completed_diverged_and_failed_jobs_are_classified_alike_everywhere(tmp_
     assert "optimizer.lr=-1" not in table and "optimizer.lr=-1" in failed
 
     # the same sweep again: both finished jobs are skipped, the failed one runs again (and fails again)
+    # (the job folders, <n>_...: the report wrote _mean/ beside them, its averaged TensorBoard runs)
     stamps = {n: (sweep / f / "summary.json").stat().st_mtime_ns for n, f in
-              ((f.name.split("_")[0], f.name) for f in sweep.iterdir() if f.is_dir())}
+              ((f.name.split("_")[0], f.name) for f in sweep.iterdir() if f.is_dir() and f.name[0].isdigit())}
     again = _sweep(tmp_path, *args)
     assert again.returncode == 1
     assert "already done (completed), skipped" in again.stdout and "already done (diverged), skipped" in again.stdout
     assert "2 of 3 jobs were already done before this command and were skipped." in again.stdout
     now = {n: (sweep / f / "summary.json").stat().st_mtime_ns for n, f in
-           ((f.name.split("_")[0], f.name) for f in sweep.iterdir() if f.is_dir())}
+           ((f.name.split("_")[0], f.name) for f in sweep.iterdir() if f.is_dir() and f.name[0].isdigit())}
     assert now["0"] == stamps["0"] and now["1"] == stamps["1"] and now["2"] != stamps["2"]
 
 

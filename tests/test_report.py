@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from conftest import box_tables, screen
 from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from nnexp import report
+from nnexp.sweep import jobs as sweep_jobs
 
 CLAIMS = [
     "final.val/loss[regularizer=l2] < final.val/loss[regularizer=none]",  # holds for every seed
@@ -138,10 +140,21 @@ def test_report_on_a_real_sweep(run_cli, tmp_path, capsys):
         row = _row(out, label)
         assert row[1] == "2" and " ± " in row[2] and float(row[7].split(" ± ")[0]) > 0 and row[8] == "completed x2"
     assert (sweep_dir / "report.png").stat().st_size > 10_000
+    # one averaged TensorBoard run per configuration: the mean of its two seeds' metrics.csv, epoch by epoch
+    for label in ("regularizer=none", "regularizer=l2"):
+        events = EventAccumulator(str(sweep_dir / "_mean" / label))
+        events.Reload()
+        seeds = [report.read_metrics(s.parent / "metrics.csv") for s in report.find_summaries(sweep_dir)
+                 if label in json.loads(s.read_text())["overrides"]]
+        assert len(seeds) == 2 and [e.value for e in events.Scalars("seeds")] == [2, 2, 2]
+        assert [e.value for e in events.Scalars("mean/val/loss")] == pytest.approx(
+            [(float(seeds[0][e]["val/loss"]) + float(seeds[1][e]["val/loss"])) / 2 for e in (1, 2, 3)], rel=1e-5)
+    assert len(sweep_jobs(sweep_dir)) == 4  # a sweep run again reads no job from _mean
     # a single run directory of that sweep is a report of its own
     job = next(p.parent for p in sweep_dir.glob("*/summary.json"))
     assert report.main([str(job)]) == 0
     assert "1 job, 1 configuration" in capsys.readouterr().out
+    assert not (job / "_mean").exists()  # its curves are its own: no averaged run inside a run's folder
 
 
 def test_report_rejects_a_path_without_runs(tmp_path, capsys):
@@ -221,7 +234,9 @@ def test_report_keeps_every_label_and_number_whole_on_a_narrow_terminal(long_lab
     terminal(width)
     report.main([str(long_labels)])
     narrow = screen(capsys.readouterr().out)
-    assert max(len(line) for line in narrow if not line.startswith("Wrote ")) <= width  # a path stays whole
+    # a path stays whole: the files written, the command that shows the averaged runs
+    assert max(len(line) for line in narrow if not line.startswith(("Wrote ", "  tensorboard --logdir "))) <= width
+    assert any(line.endswith(f"  tensorboard --logdir {long_labels}") for line in narrow)  # whole, on some line
     expected = _configurations(wide)
     assert len(expected) == 4 and "regularizer=early_stopping optimizer=adam model.hidden=[256,128]" in expected
     assert _configurations(narrow) == expected
