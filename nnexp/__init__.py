@@ -7,22 +7,17 @@ _openmp.apply()  # before any nnexp module imports torch: how OpenMP's idle thre
 
 __version__ = "0.1.0"
 
-# The Python API, imported on first use: `import nnexp` stays as light as `nnexp --help`. nnexp.sweep and
-# nnexp.report are the modules nnexp/sweep.py and nnexp/report.py, callable as the API's functions.
-_API = ("train", "RunResult", "SweepResult", "ReportResult", "NnexpRunError")
+# The Python API, imported on first use: `import nnexp` stays as light as `nnexp --help`.
+_API = ("train", "sweep", "report", "RunResult", "SweepResult", "ReportResult", "NnexpRunError")
 
 
-def __getattr__(name: str) -> object:  # a function, a class or a module
+def __getattr__(name: str) -> object:  # a function or a class of nnexp/api.py
     if name in _API:
         from nnexp import api
 
         return getattr(api, name)
-    if name in ("sweep", "report"):
-        import importlib
-
-        return importlib.import_module(f"nnexp.{name}")
     raise AttributeError(f"module 'nnexp' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_API, "sweep", "report"})
+    return sorted({*globals(), *_API})

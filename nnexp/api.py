@@ -26,7 +26,6 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from nnexp.errors import EXIT_FAILED, EXIT_USAGE, NnexpRunError
@@ -128,7 +127,7 @@ def sweep(*overrides: str, check: bool = True) -> SweepResult:
     Raises NnexpRunError where the command exits non-zero (a job failed or diverged: ``result`` holds the
     sweep); with ``check=False`` the sweep is returned instead, once it has a folder."""
     from nnexp import app
-    from nnexp.sweep import jobs
+    from nnexp.sweep_jobs import jobs
 
     args = ["-m", *_overrides(overrides, "sweep")]
     code, lines = _call(lambda: app.train(args), hydra=True)
@@ -152,7 +151,7 @@ def sweep(*overrides: str, check: bool = True) -> SweepResult:
 def report(*paths: str | os.PathLike[str], check: bool = True) -> ReportResult:
     """``nnexp report PATHS``: the table (seeds pooled), the claims, ``report.csv`` and ``report.png`` in the
     first path, e.g. ``nnexp.report(sweep.dir)``. Raises NnexpRunError where the command exits non-zero."""
-    from nnexp.report import main
+    from nnexp.report_cmd import main
 
     args = [os.fspath(p) for p in paths]
     first = Path(args[0]).absolute() if args else Path()
@@ -173,21 +172,6 @@ def _mtime(path: Path) -> int | None:
         return path.stat().st_mtime_ns if path.is_file() else None
     except OSError:
         return None
-
-
-class SweepModule(ModuleType):
-    """nnexp/sweep.py, callable as ``nnexp.sweep(...)``: the module and the Python API's function share the name
-    ``nnexp.sweep``, and a submodule, once imported, is the package's attribute of that name."""
-
-    def __call__(self, *overrides: str, check: bool = True) -> SweepResult:
-        return sweep(*overrides, check=check)
-
-
-class ReportModule(ModuleType):
-    """nnexp/report.py, callable as ``nnexp.report(...)`` (see :class:`SweepModule`)."""
-
-    def __call__(self, *paths: str | os.PathLike[str], check: bool = True) -> ReportResult:
-        return report(*paths, check=check)
 
 
 def _overrides(overrides: tuple[Any, ...], name: str) -> list[str]:

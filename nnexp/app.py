@@ -3,7 +3,7 @@
 It composes the config from the command line, runs each job through
 :func:`task` (one run, or one job of a sweep), maps every outcome to the
 documented exit code, and after a sweep prints the table of its jobs
-(nnexp/sweep.py). torch is imported only when a run starts.
+(nnexp/sweep_jobs.py). torch is imported only when a run starts.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from nnexp import folder_lock, lifecycle, record, rundir, signals, sweep, sweep_workers
+from nnexp import folder_lock, lifecycle, record, rundir, signals, sweep_workers
+from nnexp import sweep_jobs as sweep
 from nnexp.config import check_ranges
 from nnexp.context import RunContext
 from nnexp.errors import (
@@ -150,7 +151,7 @@ def task(cfg: DictConfig) -> float | None:
 
     A single run that fails raises SystemExit with the documented code. In a sweep the
     other jobs go on: a job that failed keeps a summary.json saying so, and the sweep's
-    exit code comes from all of them (nnexp/sweep.py). Returns the job's best monitored
+    exit code comes from all of them (nnexp/sweep_jobs.py). Returns the job's best monitored
     value (what Optuna minimizes).
     """
     sweep_workers.job_starts()  # in a launcher's worker process: stop with the sweep, never outlive it

@@ -2,7 +2,7 @@
 
 Each subcommand lives in its own module, imported only when it is asked for:
 ``train`` in nnexp/app.py (Hydra), ``lr-find`` in nnexp/lr_find_cmd.py (the same Hydra
-entry), ``report`` in nnexp/report.py, ``check`` in nnexp/check.py. ``nnexp --help``
+entry), ``report`` in nnexp/report_cmd.py, ``check`` in nnexp/check.py. ``nnexp --help``
 imports neither Hydra nor torch.
 """
 
@@ -102,7 +102,7 @@ def _dispatch(argv: list[str] | None) -> None:
 
         raise SystemExit(lr_find_main(rest))
     if command == "report":
-        from nnexp.report import main as report_main
+        from nnexp.report_cmd import main as report_main
 
         raise SystemExit(report_main(rest))
     if command == "check":

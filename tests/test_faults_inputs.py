@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import read_summary, run_subprocess
 
-from nnexp import report
+from nnexp import report_cmd as report
 
 ROOT = os.geteuid() == 0  # permissions do not stop root: those faults are made with a file in the way instead
 QUICK = ["trainer.epochs=1", "trainer.progress=none", "trainer.threads=1"]

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from nnexp import record, report
+from nnexp import record
+from nnexp import report_cmd as report
 from nnexp.record import Outcome, RunSummary, Status
 
 # the first summary.json nnexp wrote (no version field): a completed run, with what its readers use

@@ -12,8 +12,8 @@ from conftest import box_tables, screen
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from nnexp import report
-from nnexp.sweep import jobs as sweep_jobs
+from nnexp import report_cmd as report
+from nnexp.sweep_jobs import jobs as sweep_jobs
 
 CLAIMS = [
     "final.val/loss[regularizer=l2] < final.val/loss[regularizer=none]",  # holds for every seed
@@ -173,7 +173,7 @@ def test_report_rejects_a_path_without_runs(tmp_path, capsys):
 def test_display_only_keys_do_not_split_configurations():
     """The report and the HPARAMS tab share one list of keys that change only how a run is shown."""
     from nnexp.fingerprint import DISPLAY_KEYS
-    from nnexp.report import group
+    from nnexp.report_cmd import group
 
     jobs = [{"status": "completed", "overrides": ["regularizer=l2", f"{key}=1", f"trainer.seed={seed}"]}
             for seed, key in enumerate(sorted(DISPLAY_KEYS))]

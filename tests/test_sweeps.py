@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nnexp import report
+from nnexp import report_cmd as report
 
 
 def _plugin(name: str) -> None:
@@ -201,7 +201,7 @@ def test_the_sweep_table_keeps_jobs_on_one_line_and_names_the_report_command(tmp
     and the commands to run next stay whole on their lines, however long the folder's path."""
     from conftest import box_tables, screen
 
-    from nnexp import sweep
+    from nnexp import sweep_jobs as sweep
 
     folder = _finished_sweep(tmp_path / ("a-folder-with-a-long-name-" * 3) / "multirun" / "12-00-00")
     sweep.finish(folder, 0.0)

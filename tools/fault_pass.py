@@ -1736,7 +1736,7 @@ def main() -> int:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     os.chmod(OUT_DIR, 0o755)  # the non-root scenarios must reach their folders
     make_text(OUT_DIR / "_data" / "text.txt")
-    broken = subprocess.run([PY, "-c", "import nnexp.cli, nnexp.app, nnexp.report, nnexp.run"], capture_output=True,
+    broken = subprocess.run([PY, "-c", "import nnexp.cli, nnexp.app, nnexp.report_cmd, nnexp.run"], capture_output=True,
                             text=True)
     if broken.returncode:  # the code under test does not import (a merge under way?): no row would mean anything
         print("nnexp does not import:\n" + broken.stderr.strip()[-1500:], file=sys.stderr)

@@ -6,7 +6,7 @@ here relies on what this process saw: every job is read from its folder's
 ``summary.json`` (nnexp/record.py). Free of torch and Hydra: ``nnexp report``
 labels jobs with :func:`labels`.
 
-From Python, ``nnexp.sweep(...)`` runs a sweep (nnexp/api.py): this module is that name, so it is callable.
+From Python, ``nnexp.sweep(...)`` runs a sweep (nnexp/api.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nnexp import record
-from nnexp.api import SweepModule
 from nnexp.errors import EXIT_DIVERGED, EXIT_FAILED
 from nnexp.lifecycle import busy
 from nnexp.record import Outcome, RunSummary, Status
@@ -192,5 +191,3 @@ def _best(sweep: list[Job], names: list[str]) -> None:
     value, name, best = pick(ranked, key=lambda r: r[0])
     print(f"Best job: {name}  ({best.monitor} {value:.4g} at epoch {best.best_epoch})")
 
-
-sys.modules[__name__].__class__ = SweepModule  # nnexp.sweep(...) is the Python API's sweep() (nnexp/api.py)

@@ -10,7 +10,7 @@ file and why; the report of the other jobs stands (exit 0).
 a run's own folder, ``_mean/`` (the same as one TensorBoard run per configuration: nnexp/report_tensorboard.py)
 go into the first PATH.
 
-From Python, ``nnexp.report(path)`` is this command (nnexp/api.py): this module is that name, so it is callable.
+From Python, ``nnexp.report(path)`` is this command (nnexp/api.py).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from rich.cells import cell_len
 from rich.text import Text
 
 from nnexp import record
-from nnexp.api import ReportModule
 from nnexp.checks import check_sweep, labels_of, parse, split_override, value_at, verdict
 from nnexp.fingerprint import DISPLAY_KEYS
 from nnexp.record import Outcome, Status
@@ -38,7 +37,7 @@ from nnexp.report_plot import as_number as _num
 from nnexp.report_plot import read_metrics, write_plot
 from nnexp.report_table import print_configurations, print_failed, table
 from nnexp.report_tensorboard import MARKER, MEAN_DIR, foreign, write_mean_runs
-from nnexp.sweep import labels as sweep_labels
+from nnexp.sweep_jobs import labels as sweep_labels
 from nnexp.terminal import stdout_console
 
 USAGE = """\
@@ -351,5 +350,3 @@ def _print(title: str, rows: list[dict[str, Any]], failed: list[tuple[str, str, 
         console.print(table("claims (expect), checked per seed on the mean of the jobs each side selects",
                             ("claim", "result", "per seed"), [(c, Text(v, style=colour[v]), d) for c, v, d in claims]))
 
-
-sys.modules[__name__].__class__ = ReportModule  # nnexp.report(...) is the Python API's report() (nnexp/api.py)
