@@ -42,12 +42,10 @@ from nnexp.record import Outcome, RunSummary, Status
 log = logging.getLogger("nnexp")
 
 # What Hydra's task function shares with train(): module-level, so that launchers that run jobs in other
-# processes (joblib, submitit) can pickle the task by reference. The outcomes of the jobs are read from
-# their folders afterwards, wherever they ran.
+# processes (joblib, submitit) can pickle the task by reference; the jobs' outcomes are read from their folders.
 # "folder": the run or sweep folder Hydra is about to create (its key, the folder, the first of it and its parents
-# that was not there yet), noted by SweepWatcher before Hydra touches it. "run_dir": the folder a single run trained
-# in (or found finished), for nnexp/api.py. "task": what runs the job (None: task() below, also in a launcher's
-# worker process, which starts without it).
+# that was not there yet), noted by SweepWatcher. "run_dir": the folder a single run trained in (or found
+# finished), for nnexp/api.py. "task": what runs the job (None: task() below, also in a launcher's worker).
 _STATE: dict = {"started": False, "held": None, "sweep_dir": None, "started_at": 0.0, "folder": None, "run_dir": None,
                 "task": None}
 

@@ -152,4 +152,4 @@ def own_output_subdir(args: list[str]) -> list[str]:
         else:
             rest.append(arg)
     os.environ[OUTPUT_SUBDIR_ENV] = subdir
-    return [*rest, "hydra.output_subdir=null"]
+    return rest  # conf/train.yaml sets hydra.output_subdir: null (an override added here would land after a flag)

@@ -37,6 +37,12 @@ def test_version(run_cli):
     assert (code, out.strip()) == (0, f"nnexp {__version__}")
 
 
+def test_cfg_job_after_the_overrides_prints_the_config(run_cli):
+    code, out, err = run_cli("train", "dataset=moons", "--cfg", "job")
+    assert code == 0, err
+    assert "_target_: nnexp.data.synthetic" in out and "n_samples" in out
+
+
 def test_train_help_lists_groups_and_options(run_cli):
     code, out, _ = run_cli("train", "--help")
     assert code == 0
