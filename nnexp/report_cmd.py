@@ -1,16 +1,12 @@
 """``nnexp report PATH ...``: the jobs of a sweep side by side, seeds pooled, claims checked.
 
-Jobs whose overrides are equal except ``trainer.seed`` form one configuration;
-each configuration gets one row (mean ± std across seeds), failed jobs get a
-table of their own, and the ``expect`` claims of the jobs are checked per seed.
-A job whose summary.json or metrics.csv cannot be read (junk, binary bytes, cut
-short) is damaged: left out of all of it and listed apart, one line naming the
-file and why; the report of the other jobs stands (exit 0).
-``report.csv``, ``report.png`` (each configuration's mean curves, shaded min..max over seeds) and, unless it is
-a run's own folder, ``_mean/`` (the same as one TensorBoard run per configuration: nnexp/report_tensorboard.py)
-go into the first PATH.
-
-From Python, ``nnexp.report(path)`` is this command (nnexp/api.py).
+Jobs whose overrides are equal except ``trainer.seed`` form one configuration; each configuration gets one row
+(mean ± std across seeds), failed jobs get a table of their own, and the ``expect`` claims of the jobs are
+checked per seed. A job whose summary.json or metrics.csv cannot be read (junk, binary bytes, cut short) is
+damaged: left out of all of it and listed apart, one line naming the file and why; the report of the other jobs
+stands (exit 0). ``report.csv``, ``report.png`` (each configuration's mean curves, shaded min..max over seeds)
+and, unless it is a run's own folder, ``_mean/`` (the same as one TensorBoard run per configuration:
+nnexp/report_tensorboard.py) go into the first PATH. From Python, ``nnexp.report(path)`` (nnexp/api.py).
 """
 
 from __future__ import annotations
