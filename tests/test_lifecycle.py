@@ -343,9 +343,11 @@ def _started(run_dir: Path, *args: str) -> subprocess.Popen:
 
 def test_sighup_stops_a_run_like_sigterm_and_it_resumes(tmp_path):
     run_dir = tmp_path / "R"
-    proc = _started(run_dir, "trainer.epochs=400")
+    proc = _started(run_dir, "trainer.epochs=100000")
     deadline = time.monotonic() + 120
-    while proc.poll() is None and not (run_dir / "checkpoints" / "last.pt").exists() and time.monotonic() < deadline:
+    metrics = run_dir / "metrics.csv"  # a few epochs done (checkpoints are held up to 5 s: the stop writes them)
+    while proc.poll() is None and time.monotonic() < deadline and \
+            (not metrics.is_file() or len(metrics.read_text().splitlines()) < 4):
         time.sleep(0.05)
     proc.send_signal(signal.SIGHUP)
     _, err = proc.communicate(timeout=120)
