@@ -26,7 +26,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from nnexp import distributed
+from nnexp import distributed, options, validate
 from nnexp.context import RunContext, cores
 from nnexp.data import Data, Split
 from nnexp.distributed import Dist
@@ -67,6 +67,7 @@ def build(cfg: DictConfig, ctx: RunContext) -> Components:
     """The components of the run ``cfg`` describes. Raises ConfigError (one line naming the key, file or device)
     for anything that does not fit; writes nothing."""
     tc, reg = cfg.trainer, cfg.regularizer
+    check_signature_keys(cfg, ctx)
     if tc.strategy == "ddp" and ctx.multirun:
         raise ConfigError("trainer.strategy=ddp trains one run over several processes; it cannot be a job of a "
                           "sweep (-m): start each run with torchrun")
@@ -106,6 +107,22 @@ def build(cfg: DictConfig, ctx: RunContext) -> Components:
                                       ("dropout", reg.dropout > 0)) if on)
     return Components(device, ranks, data, objective, model, optimizer, scheduler, stopper, settings,
                       TrainState.new(tc.seed), OmegaConf.to_container(cfg, resolve=True), cures, threads)
+
+
+def check_signature_keys(cfg: DictConfig, ctx: RunContext) -> None:
+    """Every key of a component nnexp does not ship (a user's own model, torch's optimizers and schedulers)
+    must be an argument of its target (unless it takes ``**kwargs``): one line naming the key, before anything
+    is built. nnexp's own components were checked before torch was imported (nnexp/validate.py)."""
+    for path in validate.COMPONENTS:
+        node = OmegaConf.select(cfg, path, default=None, throw_on_missing=False)
+        target = node.get("_target_") if isinstance(node, DictConfig) else None
+        if target is None or options.of(str(target)) is not None:
+            continue
+        try:
+            made = get_object(str(target))
+        except Exception:  # noqa: BLE001 - Hydra raises ImportError or a wrapped one: the build names it
+            continue
+        validate.unknown_keys(path, node, validate.signature_keys(made), validate.owner(path, ctx.choices))
 
 
 def select_device(name: str) -> torch.device:

@@ -302,3 +302,12 @@ def test_a_new_model_checks_its_own_option_through_the_cli(run_cli, tmp_path, ti
     assert summary["status"] == "completed"
     assert summary["num_params"] == (2 * 3 + 3) + (3 * 1 + 1)  # width 3 got there: 2 -> 3 -> 1
 
+
+def test_a_misspelt_option_of_a_new_model_gets_did_you_mean(run_cli, tmp_path, tiny_model):
+    """nnexp does not know the model's options before it is imported: its signature says, when it is built."""
+    code, out, err = run_cli("train", "trainer.progress=none", "dataset=xor", f"hydra.searchpath=[file://{tiny_model}]",
+                             "model=tiny", "+model.widht=3")
+    assert code == 2, (out, err)
+    assert err.strip() == ("nnexp: error: model.widht is not a key of model=tiny; did you mean model.width? "
+                           "(keys: width)")
+    assert not (tmp_path / "outputs").exists()
