@@ -3,11 +3,13 @@ imported, so at once; a misspelt name gets the closest valid ones ("did you mean
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
 import torch
 from conftest import REPO, compose_cfg, run_subprocess, train_rows
+from omegaconf import OmegaConf
 
 from nnexp import validate
 
@@ -353,21 +355,27 @@ def test_a_key_the_target_takes_can_be_added_with_plus():
     validate.check(compose_cfg(["optimizer=sgd", "+optimizer.nesterov=true", "optimizer.momentum=0.9"]))
 
 
-EXPERIMENT_DIR = REPO / "conf" / "experiment"
-ARMS_OF = {"mitigation": "mitigations", "deep_net": "vanishing_gradients", "rl": "rl_approximators"}
-SHIPPED = [[f"experiment={p.stem}"] for p in sorted(EXPERIMENT_DIR.glob("*.yaml")) if p.stem not in ARMS_OF.values()] + [
-    [f"experiment={ARMS_OF[p.parent.name]}", f"+experiment/{p.parent.name}={p.stem}"]  # one arm (README)
-    for p in sorted(EXPERIMENT_DIR.glob("*/*.yaml"))] + [["hparams_search=mlp_optuna"]]
+def _shipped_runs() -> list[list[str]]:
+    """Each experiment, as each job of its sweep (arms included: +experiment/mitigation=...) where it is one."""
+    runs = []
+    for path in sorted((REPO / "conf" / "experiment").glob("*.yaml")):
+        params = OmegaConf.select(OmegaConf.load(path), "hydra.sweeper.params") or {}
+        values = [[f"{key}={v}" for v in str(params[key]).split(",")] for key in params]
+        runs += [[f"experiment={path.stem}", *job] for job in itertools.product(*values)]
+    return [*runs, ["hparams_search=mlp_optuna"]]
+
+
+SHIPPED = _shipped_runs()
 
 
 @pytest.mark.parametrize("overrides", SHIPPED, ids=[" ".join(o) for o in SHIPPED])
 def test_every_shipped_config_passes_the_check(overrides):
-    """No key of a shipped config is refused, no option of its components is out of range: each experiment,
-    each arm of one."""
+    """No key of a shipped config is refused, no option of its components is out of range: each experiment, each
+    job of the sweeps they are."""
     cfg = compose_cfg(overrides)
     validate.check_keys(cfg, {})
     for path in validate.COMPONENTS:
-        validate.check_options(path, validate.OmegaConf.select(cfg, path))
+        validate.check_options(path, OmegaConf.select(cfg, path))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
