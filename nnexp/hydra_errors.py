@@ -72,7 +72,10 @@ def condense_hydra_error(text: str, args: list[str] = (), error: BaseException |
     offending override, the overrides given are named first; a traceback (Hydra
     prints one for a few parse errors) shrinks to its final line.
     """
-    named = unknown_name(error, args) if error is not None else None
+    try:
+        named = unknown_name(error, args) if error is not None else None
+    except Exception:  # noqa: BLE001 - the suggestion must never hide the error: Hydra's own words then
+        named = None
     if named:
         return f"nnexp: error: {named}\n"
     hint = _quote_hint(text)

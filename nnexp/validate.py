@@ -128,7 +128,10 @@ def top_level_line(key: str, cfg: DictConfig | None = None) -> str:
     made a key (``experiment/deep_nte``)."""
     from nnexp.hydra_errors import config_groups
 
-    groups = config_groups(recursive="/" in key)
+    try:
+        groups = config_groups(recursive="/" in key)
+    except Exception:  # noqa: BLE001 - Hydra's loader unavailable: the schema's names alone
+        groups = [f.name for f in dataclasses.fields(config.TrainConf) if f.name not in ("loss", "expect")]
     keys = [f.name for f in dataclasses.fields(config.TrainConf) if f.name not in groups]
     return suggest.not_a_group(key, groups, keys, _leaves(cfg) if cfg is not None else ())
 
