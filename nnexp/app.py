@@ -18,12 +18,12 @@ import traceback
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import ConfigCompositionException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from nnexp import folder_lock, lifecycle, record, rundir, signals, sweep_workers
+from nnexp import folder_lock, lifecycle, record, rundir, signals, sweep_workers, validate
 from nnexp import sweep_jobs as sweep
-from nnexp.config import check_ranges
 from nnexp.context import RunContext
 from nnexp.errors import (
     EXIT_DIVERGED,
@@ -89,13 +89,19 @@ def train(args: list[str], command: str = "train") -> int:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_FAILED)
         failure = exc.__context__  # what Hydra reported before it exited
+        if code == 1 and not _STATE["started"] and isinstance(failure, ConfigCompositionException):
+            # Hydra refused the overrides (an unknown option or key, a value of the wrong type) before any job
+            # ran, also when a sweep's check of its jobs did: a usage error, the sweep folder it began removed
+            _forget_sweep()
+            held.release(condense=True, args=args, error=failure)
+            return EXIT_USAGE
         if code == 1 and not _STATE["started"] and _STATE["folder"] is not None and isinstance(failure, OSError):
             # Hydra could not create or write into the run (or sweep) folder: about the folder, not the overrides
             return _folder_failed(failure, held)
         # Hydra exits 1 for its own errors (unknown group option or key, bad override
         # syntax, a value of the wrong type), all before any task starts: a usage error.
         if code == 1 and not _STATE["started"] and _sweep_dir() is None:
-            held.release(condense=True, args=args)
+            held.release(condense=True, args=args, error=failure)
             return EXIT_USAGE
         return code
     finally:
@@ -120,6 +126,17 @@ def _folder_failed(exc: OSError, held: HeldStderr) -> int:
     rundir.remove_made(folder, first_new)
     usage = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.ENOTDIR, errno.EEXIST)
     return EXIT_USAGE if exc.errno in usage else EXIT_FAILED
+
+
+def _forget_sweep() -> None:
+    """A sweep that never ran a job: remove the sweep folder this command made for it (what it wrote there)."""
+    planned = _STATE.get("folder")
+    if planned is None or planned[0] != "hydra.sweep.dir" or planned[2] is None:
+        return  # no sweep, or its folder was there before: left as it is
+    for name in (sweep.RECORD, "multirun.yaml"):
+        with contextlib.suppress(OSError):
+            (planned[1] / name).unlink()
+    rundir.remove_made(planned[1], planned[2])
 
 
 def _forget_folder() -> None:
@@ -156,7 +173,9 @@ def task(cfg: DictConfig) -> float | None:
     ctx = context()
     made_log = not (ctx.run_dir / "train.log").exists()
     try:
-        check_ranges(cfg)  # the rule table first: a bad trainer.resume is named as such, not looked for
+        # keys, ranges and the components' options, before torch is imported: a bad trainer.resume is named
+        # as such, not looked for
+        validate.check(cfg, ctx.choices)
     except NnexpError as exc:
         if ctx.multirun:  # the sweep's table and reports list the job
             print(f"nnexp: error: {exc}", file=sys.stderr)

@@ -26,7 +26,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from nnexp import distributed
+from nnexp import distributed, options, validate
 from nnexp.anomaly import AnomalyWatch
 from nnexp.context import RunContext, cores
 from nnexp.data import Data, Split, limit
@@ -69,6 +69,7 @@ def build(cfg: DictConfig, ctx: RunContext) -> Components:
     """The components of the run ``cfg`` describes. Raises ConfigError (one line naming the key, file or device)
     for anything that does not fit; writes nothing."""
     tc, reg = cfg.trainer, cfg.regularizer
+    check_signature_keys(cfg, ctx)
     if tc.strategy == "ddp" and ctx.multirun:
         raise ConfigError("trainer.strategy=ddp trains one run over several processes; it cannot be a job of a "
                           "sweep (-m): start each run with torchrun")
@@ -110,6 +111,22 @@ def build(cfg: DictConfig, ctx: RunContext) -> Components:
     facts = RunFacts.of(config, ctx.choices, linear=is_linear(model) and data.task == "classification")
     return Components(device, ranks, data, objective, model, optimizer, scheduler, stopper, settings,
                       TrainState.new(tc.seed), config, facts, threads)
+
+
+def check_signature_keys(cfg: DictConfig, ctx: RunContext) -> None:
+    """Every key of a component nnexp does not ship (a user's own model, torch's optimizers and schedulers)
+    must be an argument of its target (unless it takes ``**kwargs``): one line naming the key, before anything
+    is built. nnexp's own components were checked before torch was imported (nnexp/validate.py)."""
+    for path in validate.COMPONENTS:
+        node = OmegaConf.select(cfg, path, default=None, throw_on_missing=False)
+        target = node.get("_target_") if isinstance(node, DictConfig) else None
+        if target is None or options.of(str(target)) is not None:
+            continue
+        try:
+            made = get_object(str(target))
+        except Exception:  # noqa: BLE001 - Hydra raises ImportError or a wrapped one: the build names it
+            continue
+        validate.unknown_keys(path, node, validate.signature_keys(made), validate.owner(path, ctx.choices))
 
 
 def select_device(name: str) -> torch.device:

@@ -22,8 +22,6 @@ from nnexp.errors import ConfigError, show
 LOSSES = ("auto", "cross_entropy", "nll", "bce", "mse", "perceptron")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PROGRESS = ("auto", "rich", "plain", "none")
-# the environments of the rl datasets (nnexp/data/rl_envs.py ENVS; this module stays free of torch)
-RL_ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1")
 MAX_SEED = 2**32 - 1  # the largest seed numpy.random.seed accepts
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from nnexp.options import check, check_choice, check_int, finite
-
-MONITORS = ("train/loss", "val/loss", "train/acc", "val/acc")
+from nnexp.options import training as options
 
 
 class EarlyStopping:
@@ -21,10 +19,7 @@ class EarlyStopping:
 
     def __init__(self, monitor: str = "val/loss", mode: str = "min", patience: int = 10,
                  min_delta: float = 0.0, restore_best: bool = True, enabled: bool = True) -> None:
-        check_choice("monitor", monitor, MONITORS)
-        check_choice("mode", mode, ("min", "max"))
-        check_int("patience", patience, 0, "epochs")
-        check("min_delta", min_delta, finite(min_delta) and min_delta >= 0, "a finite number >= 0")
+        options.early_stopping(monitor=monitor, mode=mode, patience=patience, min_delta=min_delta)
         self.monitor, self.mode, self.patience = monitor, mode, patience
         self.min_delta, self.restore_best, self.enabled = min_delta, restore_best, enabled
         self.best_value = math.inf if mode == "min" else -math.inf

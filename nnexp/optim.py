@@ -12,22 +12,15 @@ from typing import Any
 
 import torch
 
-from nnexp.errors import OptionError
+from nnexp.options.training import optimizer_impl
 
-IMPLS = ("torch", "scratch")
 Params = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
-
-
-def _check_impl(impl: str) -> None:
-    """Our one option; the others are torch's (nnexp/config.py's rule table names them)."""
-    if not (isinstance(impl, str) and impl in IMPLS):
-        raise OptionError("impl", impl, "one of " + ", ".join(IMPLS))
 
 
 def sgd(params: Params, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
         impl: str = "torch") -> torch.optim.Optimizer:
     """SGD, W <- W - lr * grad (the course seed), optionally with (Nesterov) momentum and L2."""
-    _check_impl(impl)
+    optimizer_impl(impl)  # our one option; the others are torch's (nnexp/config.py's rule table names them)
     if impl == "scratch":
         from nnexp.scratch.optim import SGD
 
@@ -38,7 +31,7 @@ def sgd(params: Params, lr: float, momentum: float = 0.0, nesterov: bool = False
 def adam(params: Params, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
          weight_decay: float = 0.0, impl: str = "torch") -> torch.optim.Optimizer:
     """Adam with coupled L2 (weight_decay adds to the gradient), as torch.optim.Adam."""
-    _check_impl(impl)
+    optimizer_impl(impl)
     if impl == "scratch":
         from nnexp.scratch.optim import Adam
 

@@ -2,7 +2,7 @@
 
 A recipe in two steps, each readable top to bottom:
 
-- :meth:`Run.setup` checks the ranges, builds every component (nnexp/build.py)
+- :meth:`Run.setup` builds every component (nnexp/build.py)
   and restores a checkpoint when resuming. It writes nothing: anything that does
   not fit raises ConfigError (one line naming the key, file or device; exit 2).
 - :meth:`Run.train` fits and finishes. From its first line on, every outcome, a
@@ -24,10 +24,9 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from nnexp import distributed, lifecycle, resume, rundir
+from nnexp import distributed, lifecycle, resume, rundir, validate
 from nnexp.build import Components, build, wrap
 from nnexp.checks import check_run
-from nnexp.config import check_ranges
 from nnexp.context import RunContext
 from nnexp.diagnosis import diagnose
 from nnexp.fingerprint import config_hash
@@ -44,7 +43,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> RunSummary:
     """Train the configuration ``cfg`` (composed, without Hydra's own node) into ``ctx.run_dir``; returns the
     record that is also written to ``summary.json``. The folder's life-cycle rules hold (nnexp/lifecycle.py):
     a finished run there is returned as it is, a folder held by another process raises RunBusy."""
-    check_ranges(cfg)  # before the folder is claimed or any data loaded
+    validate.check(cfg, ctx.choices)  # before the folder is claimed or any data loaded
     claim = lifecycle.claim(ctx.run_dir, lifecycle.ask(cfg, chosen=True, multirun=ctx.multirun))
     try:
         if claim.done is not None:
@@ -65,7 +64,7 @@ class Run:
 
     def setup(self) -> Run:
         """Build everything; continue from the claimed checkpoint, if any. Writes nothing. (The rule table,
-        ``check_ranges``, has run before the folder was claimed: run() and nnexp/app.py call it.)"""
+        ``validate.check``, has run before the folder was claimed: run() and nnexp/app.py call it.)"""
         tc = self.cfg.trainer
         self.parts = parts = build(self.cfg, self.ctx)
         claim = self.claim

@@ -71,6 +71,56 @@ def run_subprocess(*args: str, cwd: Path, env: dict | None = None, timeout: floa
                           capture_output=True, text=True, timeout=timeout)
 
 
+# Runs `nnexp train <row>` for each row in one fresh process, the real entry point in-process, and reports what
+# each printed and whether it imported torch: until the rows of "after", any import of torch (or torchvision)
+# raises a BaseException the row cannot swallow, so a row that reaches torch is reported as such, never half-run.
+_TRAIN_ROWS = """
+import contextlib, io, json, os, sys
+from importlib.abc import MetaPathFinder
+
+class TorchImported(BaseException):
+    pass
+
+class NoTorch(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("torch", "torchvision"):
+            raise TorchImported(name)
+
+rows, after = json.loads(sys.stdin.read())
+blocker = NoTorch()
+sys.meta_path.insert(0, blocker)
+from nnexp import cli
+
+results, root = [], os.getcwd()
+for i, args in enumerate(rows + after):
+    if i == len(rows):
+        sys.meta_path.remove(blocker)
+    os.makedirs(os.path.join(root, f"row{i}"))
+    os.chdir(os.path.join(root, f"row{i}"))
+    err, out, code, torch = io.StringIO(), io.StringIO(), None, False
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            cli.main(["train", *args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    except TorchImported:
+        torch = True
+    results.append({"args": args, "code": code, "torch": torch, "out": out.getvalue(), "err": err.getvalue(),
+                    "outputs": os.path.exists("outputs")})
+print(json.dumps(results))
+"""
+
+
+def train_rows(rows: list[list[str]], cwd: Path, after: list[list[str]] = ()) -> list[dict]:
+    """``nnexp train <row>`` for each row in one process without torch (then each row of ``after``, with torch
+    allowed): per row its exit code, stdout, stderr, whether it reached torch and whether it left outputs/."""
+    proc = subprocess.run([sys.executable, "-c", _TRAIN_ROWS], cwd=cwd, input=json.dumps([rows, list(after)]),
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def read_summary(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / "summary.json").read_text())
 

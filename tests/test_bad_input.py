@@ -1,12 +1,17 @@
-"""Bad input: one clear message naming the key, exit code 2, no traceback, nothing left behind."""
+"""Bad input: one clear message naming the key, exit code 2, no traceback, nothing left behind; before torch is
+imported, so at once; a misspelt name gets the closest valid ones ("did you mean")."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
 import torch
-from conftest import run_subprocess
+from conftest import REPO, compose_cfg, run_subprocess, train_rows
+from omegaconf import OmegaConf
+
+from nnexp import validate
 
 # (arguments after `nnexp train`, text the message must contain)
 BAD = [
@@ -32,18 +37,18 @@ BAD = [
     (["debug=slow"], "debug/slow"),
     (["trainer.seed=x"], "trainer.seed=x\nValue 'x' of type 'str' could not be converted to Integer"),
     (["trainer.deterministic=maybe"], "trainer.deterministic=maybe\nValue 'maybe' is not a valid bool"),
-    (["trainer.nope=1"], "Could not override 'trainer.nope'"),
+    (["trainer.nope=1"], "trainer.nope is not a key of trainer"),
     (["optimizer.lr=-1"], "optimizer.lr=-1 is out of range; allowed: a finite number > 0"),
     (["optimizer.lr=0"], "optimizer.lr=0"),
     (["optimizer.lr=nan"], "optimizer.lr=nan"),
     (["optimizer.lr=inf"], "optimizer.lr=inf"),
     (["optimizer.lr=fast"], "optimizer.lr='fast'"),
     (["optimizer=momentum", "optimizer.momentum=1.5"], "optimizer.momentum"),
-    (["optimizer=nadam"], "optimizer/nadam"),
+    (["optimizer=nadam"], "optimizer=nadam is not an option of optimizer"),
     (["optimizer.betas=[0.9]"],
      "optimizer.betas=[0.9] is out of range; allowed: two numbers in [0, 1), e.g. [0.9,0.999]"),
     (["optimizer.betas=[0.9,1.0]"], "optimizer.betas=[0.9, 1.0] is out of range"),
-    (["model=transformer9"], "model/transformer9"),
+    (["model=transformer9"], "model=transformer9 is not an option of model"),
     (["model.activation=swish"], "model.activation='swish'"),
     (["model.hidden=[0]"], "model.hidden=[0] is out of range; allowed: a list of integers >= 1, e.g. [64,64]"),
     (["model.init=kaiming"], "model.init='kaiming' is out of range; allowed: one of torch, he, xavier"),
@@ -51,7 +56,7 @@ BAD = [
     (["model.hidden=16"], "model.hidden=16 is out of range; allowed: a list of integers >= 1"),
     (["model.dropout=1.0"], "model.dropout"),
     (["model.nope=3"], "model.nope"),
-    (["dataset=imagenet"], "dataset/imagenet"),
+    (["dataset=imagenet"], "dataset=imagenet is not an option of dataset (options: adding, cifar10,"),
     (["dataset.val_fraction=0"], "dataset.val_fraction=0"),
     (["dataset.val_fraction=1"], "dataset.val_fraction"),
     (["dataset.test_fraction=-0.1"], "dataset.test_fraction"),
@@ -64,7 +69,7 @@ BAD = [
     (["dataset=spirals", "dataset.n_classes=1"], "dataset.n_classes"),
     (["dataset=circles", "dataset.factor=2"],
      "dataset.factor=2 is out of range; allowed: a number in (0, 1)"),
-    (["regularizer=lasso"], "regularizer/lasso"),
+    (["regularizer=lasso"], "regularizer=lasso is not an option of regularizer"),
     (["regularizer.dropout=1.0"], "regularizer.dropout=1.0 is out of range; allowed: a number in [0, 1)"),
     (["regularizer.dropout=-0.1"], "regularizer.dropout"),
     (["regularizer.weight_decay=-1"], "regularizer.weight_decay"),
@@ -73,13 +78,13 @@ BAD = [
     (["regularizer.early_stopping.min_delta=-1"], "regularizer.early_stopping.min_delta"),
     (["regularizer.early_stopping.mode=up"], "regularizer.early_stopping.mode"),
     (["regularizer.early_stopping.monitor=val/f1"], "regularizer.early_stopping.monitor"),
-    (["scheduler=warmup"], "scheduler/warmup"),
+    (["scheduler=warmup"], "scheduler=warmup is not an option of scheduler"),
     (["scheduler=step", "scheduler.step_size=0"], "scheduler.step_size"),
     (["scheduler=step", "scheduler.gamma=2"], "scheduler.gamma"),
     (["scheduler=plateau", "scheduler.factor=1"], "scheduler.factor"),
     (["loss=hinge"], "loss='hinge'"),
     (["loss=bce", "dataset=spirals"], "loss=bce needs exactly 2 classes"),
-    (["experiment=nope"], "experiment/nope"),
+    (["experiment=nope"], "experiment=nope is not an option of experiment"),
     (["trainer.epochs"], "Error parsing override 'trainer.epochs'"),
     (["=3"], "=3"),
     (["trainer.epochs=[1"], "trainer.epochs=[1"),
@@ -170,15 +175,211 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("args", "expected"), BAD, ids=[" ".join(a) for a, _ in BAD])
-def test_bad_input_exits_2_with_one_clear_message(run_cli, tmp_path, args, expected):
-    code, out, err = run_cli("train", "trainer.progress=none", *args)
-    assert code == 2, (out, err)
-    lines = err.strip().splitlines()
-    assert 1 <= len(lines) <= 3, err
-    assert expected in err
-    assert "Traceback" not in err and "Traceback" not in out
-    assert not (tmp_path / "outputs").exists(), "a rejected config must leave nothing under outputs/"
+# The rows whose message needs the built data (its classes, its inputs' shape, its file): torch is imported first.
+# Every other row is refused before torch is imported (nnexp/validate.py).
+BUILT = {"loss=bce dataset=spirals", "dataset=text model=lstm dataset.path=nowhere.txt",
+         "model=perceptron dataset=digits", "loss=perceptron dataset=spirals", "model=lenet5 dataset=moons"}
+
+# A misspelt name (a group, a group's option, a key at any depth, an experiment, one of Hydra's groups): the
+# line that names it, and the closest valid names (args, the line's start, what "did you mean" offers)
+TYPOS = [
+    # a group's option
+    (["model=resnt"], "model=resnt is not an option of model", "model=resnet"),
+    (["model=transfomer"], "model=transfomer is not an option of model", "model=transformer"),
+    (["model=MLP"], "model=MLP is not an option of model", "model=mlp"),
+    (["optimizer=adamm"], "optimizer=adamm is not an option of optimizer", "optimizer=adam or optimizer=adamw"),
+    (["optimizer=sdg"], "optimizer=sdg is not an option of optimizer", "optimizer=sgd"),
+    (["dataset=mnsit"], "dataset=mnsit is not an option of dataset", "dataset=mnist"),
+    (["dataset=spiral"], "dataset=spiral is not an option of dataset", "dataset=spirals"),
+    (["dataset=fashion-mnist"], "dataset=fashion-mnist is not an option of dataset", "dataset=fashion_mnist"),
+    (["regularizer=dropuot"], "regularizer=dropuot is not an option of regularizer", "regularizer=dropout"),
+    (["regularizer=early-stopping"], "regularizer=early-stopping is not an option of regularizer",
+     "regularizer=early_stopping"),
+    (["scheduler=cosin"], "scheduler=cosin is not an option of scheduler", "scheduler=cosine"),
+    (["scheduler=platue"], "scheduler=platue is not an option of scheduler", "scheduler=plateau"),
+    (["hparams_search=mlp_optna"], "hparams_search=mlp_optna is not an option of hparams_search",
+     "hparams_search=mlp_optuna"),
+    # experiments, and the arms inside them
+    (["experiment=overfiting"], "experiment=overfiting is not an option of experiment", "experiment=overfitting"),
+    (["experiment=xr"], "experiment=xr is not an option of experiment", "experiment=xor"),
+    (["experiment=mitigation"], "experiment=mitigation is not an option of experiment", "experiment=mitigations"),
+    (["experiment=deep_net/sigmoid_plan"], "experiment=deep_net/sigmoid_plan is not an option of experiment",
+     "experiment=deep_net/sigmoid_plain"),
+    (["+experiment/deep_net=sigmoid_plan"], "+experiment/deep_net=sigmoid_plan is not an option of experiment/deep_net",
+     "+experiment/deep_net=sigmoid_plain"),
+    (["+experiment/mitigation=dropuot"], "+experiment/mitigation=dropuot is not an option of experiment/mitigation",
+     "+experiment/mitigation=dropout"),
+    (["+experiment/deep_nte=sigmoid_plain"], "experiment/deep_nte is not a config group", "experiment/deep_net"),
+    # Hydra's own groups
+    (["hydra/launcher=jobib"], "hydra/launcher=jobib is not an option of hydra/launcher", "hydra/launcher=joblib"),
+    (["hydra/launcher=submitit-local"], "hydra/launcher=submitit-local is not an option of hydra/launcher",
+     "hydra/launcher=submitit_local"),
+    (["hydra/launchr=joblib"], "hydra/launchr is not a config group", "hydra/launcher"),
+    # group names, and a key without its group
+    (["modle=mlp"], "modle is not a config group or key", "model"),
+    (["+modle=mlp"], "modle is not a config group or key", "model"),
+    (["Model=mlp"], "Model is not a config group or key", "model"),
+    (["datset=moons"], "datset is not a config group or key", "dataset"),
+    (["optimiser=sgd"], "optimiser is not a config group or key", "optimizer"),
+    (["trainr.epochs=3"], "trainr is not a config group or key", "trainer"),
+    (["lr=0.1"], "lr is not a config group or key", "optimizer.lr"),
+    (["+epochs=5"], "epochs is not a config group or key", "trainer.epochs"),
+    # keys, at every depth, with and without +
+    (["trainer.epoch=5"], "trainer.epoch is not a key of trainer", "trainer.epochs"),
+    (["+trainer.epoch=5"], "trainer.epoch is not a key of trainer", "trainer.epochs"),
+    (["++trainer.epoch=5"], "trainer.epoch is not a key of trainer", "trainer.epochs"),
+    (["trainer.batchsize=8"], "trainer.batchsize is not a key of trainer", "trainer.batch_size"),
+    (["trainer.devcie=cpu"], "trainer.devcie is not a key of trainer", "trainer.device"),
+    (["model.hiden=[8]"], "model.hiden is not a key of model", "model.hidden"),
+    (["+model.hiden=[8]"], "model.hiden is not a key of model=mlp", "model.hidden"),
+    (["model=lstm", "model.hidden=8"], "model.hidden is not a key of model=lstm", "model.hidden_size"),
+    (["model=resnet", "+model.widht=8"], "model.widht is not a key of model=resnet", "model.width"),
+    (["model.activaton=tanh"], "model.activaton is not a key of model", "model.activation"),
+    (["optimizer.weight_deacy=0.1"], "optimizer.weight_deacy is not a key of optimizer", "optimizer.weight_decay"),
+    (["dataset.val_fractoin=0.3"], "dataset.val_fractoin is not a key of dataset", "dataset.val_fraction"),
+    (["dataset=rl_policy", "+dataset.episods=10"], "dataset.episods is not a key of dataset=rl_policy",
+     "dataset.episodes"),
+    (["regularizer.droput=0.5"], "regularizer.droput is not a key of regularizer", "regularizer.dropout"),
+    (["regularizer.early_stoping.enabled=true"], "regularizer.early_stoping is not a key of regularizer",
+     "regularizer.early_stopping"),
+    (["regularizer.early_stopping.patiance=3"], "regularizer.early_stopping.patiance is not a key of "
+     "regularizer.early_stopping", "regularizer.early_stopping.patience"),
+    (["+regularizer.early_stopping.patiance=3"], "regularizer.early_stopping.patiance is not a key of "
+     "regularizer.early_stopping", "regularizer.early_stopping.patience"),
+    (["scheduler=step", "scheduler.step=3"], "scheduler.step is not a key of scheduler=step", "scheduler.step_size"),
+    (["hydra.run.dri=x"], "hydra.run.dri is not a key of hydra.run", "hydra.run.dir"),
+    (["hydra/launcher=joblib", "hydra.launcher.n_job=2"], "hydra.launcher.n_job is not a key of hydra.launcher",
+     "hydra.launcher.n_jobs"),
+    # a sweep checks every job before it runs one
+    (["-m", "model=mlp,resnt"], "model=resnt is not an option of model", "model=resnet"),
+    (["-m", "trainer.epoch=1,2"], "trainer.epoch is not a key of trainer", "trainer.epochs"),
+]
+# a key of torch's own optimizer, checked against its signature when it is built (after torch is imported)
+TYPOS_BUILT = [(["optimizer=adamw", "+optimizer.amsgrd=true"], "optimizer.amsgrd is not a key of optimizer=adamw",
+                "optimizer.amsgrad")]
+CHUNKS = 4  # the tables run in this many processes (pytest-xdist runs them side by side)
+
+
+def _command(args: list[str]) -> list[str]:
+    """``nnexp train`` with its flags (-m) first, then the overrides."""
+    flags = [a for a in args if a.startswith("-") and "=" not in a]
+    return [*flags, "trainer.progress=none", *[a for a in args if a not in flags]]
+
+
+def _problems(result: dict, expected: str, torch_allowed: bool = False) -> list[str]:
+    """What is wrong with how ``nnexp train`` refused a row: exit 2, one to three lines on stderr containing
+    ``expected``, no traceback, nothing under outputs/, and (unless allowed) torch never imported."""
+    err, problems = result["err"], []
+    if result["torch"] and not torch_allowed:
+        problems.append("imported torch before refusing it")
+    if result["code"] != 2 and not result["torch"]:
+        problems.append(f"exit code {result['code']}")
+    if not result["torch"] and not (1 <= len(err.strip().splitlines()) <= 3 and expected in err):
+        problems.append(f"printed {err!r}, expected {expected!r}")
+    if "Traceback" in err + result["out"]:
+        problems.append("a traceback")
+    if result["outputs"]:
+        problems.append("left outputs/ behind")
+    return problems
+
+
+def _run_table(rows: list[tuple[list[str], str]], built: list[tuple[list[str], str]], tmp_path) -> list[str]:
+    results = train_rows([_command(a) for a, _ in rows], tmp_path, after=[_command(a) for a, _ in built])
+    lines = []
+    for (args, expected), result in zip([*rows, *built], results, strict=True):
+        lines += [f"{' '.join(args)}: {p}" for p in _problems(result, expected, torch_allowed=(args, expected) in built)]
+    return lines
+
+
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_bad_input_exits_2_with_one_clear_message_before_torch(tmp_path, chunk):
+    """Each row through the real entry point, in a process where importing torch fails the row: all but the rows
+    of BUILT are refused before torch is imported (so in well under a second), the rows of BUILT once it is."""
+    table = BAD[chunk::CHUNKS]
+    rows = [row for row in table if " ".join(row[0]) not in BUILT]
+    built = [row for row in table if " ".join(row[0]) in BUILT]
+    problems = _run_table(rows, built, tmp_path)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_a_misspelt_name_gets_did_you_mean(tmp_path, chunk):
+    """Each typo: one line naming it, the closest valid names, exit 2, no traceback, nothing left behind, no
+    advice to add it with + (Hydra's hint): before torch is imported, but for a key of torch's own optimizer."""
+    table = [(args, f"nnexp: error: {start}") for args, start, _ in TYPOS[chunk::CHUNKS]]
+    built = [(args, f"nnexp: error: {start}") for args, start, _ in TYPOS_BUILT[chunk::CHUNKS]]
+    results = train_rows([_command(a) for a, _ in table], tmp_path, after=[_command(a) for a, _ in built])
+    problems = []
+    for (args, _, meant), (_, start), result in zip([*TYPOS[chunk::CHUNKS], *TYPOS_BUILT[chunk::CHUNKS]],
+                                                   [*table, *built], results, strict=True):
+        found = _problems(result, start, torch_allowed=(args, start) in built)
+        err = result["err"].strip()
+        if len(err.splitlines()) != 1 or not err.startswith(start) or f"; did you mean {meant}?" not in err:
+            found.append(f"printed {err!r}")
+        if "append" in err or "add it with" in err:
+            found.append("advises adding it with +")
+        problems += [f"{' '.join(args)}: {p}" for p in found]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_typo_table_covers_every_kind_of_name():
+    assert len(TYPOS) + len(TYPOS_BUILT) >= 30
+    kinds = {"is not an option of": 0, "is not a config group": 0, "is not a key of": 0}
+    for _, start, _ in TYPOS:
+        for kind in kinds:
+            kinds[kind] += kind in start
+    assert all(n >= 5 for n in kinds.values()), kinds
+    assert any(a[0].startswith("hydra/launcher=") for a, _, _ in TYPOS)
+    assert any(a[0].startswith(("experiment=", "+experiment/")) for a, _, _ in TYPOS)
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (["+trainer.epoch=5"], "nnexp: error: trainer.epoch is not a key of trainer; did you mean trainer.epochs? "
+                           "(nnexp train --cfg job -p trainer lists its 23 keys)"),
+    (["model=resnt"], "nnexp: error: model=resnt is not an option of model; did you mean model=resnet? "
+                      "(options: lenet5, lstm, mlp, perceptron, resnet, sigmoid_unit, transformer)"),
+    (["model.hiden=[8]"], "nnexp: error: model.hiden is not a key of model; did you mean model.hidden? "
+                          "(keys: hidden, activation, dropout, residual, impl, init)"),
+    (["model.depth=20"], "nnexp: error: model.depth is not a key of model (keys: hidden, activation, dropout, "
+                         "residual, impl, init); it is a key of model=resnet"),
+    (["+scheduler.step_size=3"], "nnexp: error: scheduler.step_size is not a key of scheduler=none; "
+                                 "scheduler=none reads no keys; it is a key of scheduler=step"),
+    # the one case where Hydra's advice is right: the target takes the key, its config file leaves it out
+    (["optimizer=sgd", "optimizer.nesterov=true"],
+     "nnexp: error: optimizer.nesterov is not in the config of optimizer=sgd, but nnexp.optim.sgd takes it: add it "
+     "with +optimizer.nesterov=true"),
+])
+def test_the_whole_line(run_cli, tmp_path, args, line):
+    code, _, err = run_cli("train", "trainer.progress=none", *args)
+    assert (code, err.strip()) == (2, line)
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_key_the_target_takes_can_be_added_with_plus():
+    validate.check(compose_cfg(["optimizer=sgd", "+optimizer.nesterov=true", "optimizer.momentum=0.9"]))
+
+
+def _shipped_runs() -> list[list[str]]:
+    """Each experiment, as each job of its sweep (arms included: +experiment/mitigation=...) where it is one."""
+    runs = []
+    for path in sorted((REPO / "conf" / "experiment").glob("*.yaml")):
+        params = OmegaConf.select(OmegaConf.load(path), "hydra.sweeper.params") or {}
+        values = [[f"{key}={v}" for v in str(params[key]).split(",")] for key in params]
+        runs += [[f"experiment={path.stem}", *job] for job in itertools.product(*values)]
+    return [*runs, ["hparams_search=mlp_optuna"]]
+
+
+SHIPPED = _shipped_runs()
+
+
+@pytest.mark.parametrize("overrides", SHIPPED, ids=[" ".join(o) for o in SHIPPED])
+def test_every_shipped_config_passes_the_check(overrides):
+    """No key of a shipped config is refused, no option of its components is out of range: each experiment, each
+    job of the sweeps they are."""
+    cfg = compose_cfg(overrides)
+    validate.check_keys(cfg, {})
+    for path in validate.COMPONENTS:
+        validate.check_options(path, OmegaConf.select(cfg, path))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -197,7 +398,7 @@ def test_explicit_run_dir_is_not_left_behind_on_a_config_error(run_cli, tmp_path
 
 def test_real_process_exit_codes(tmp_path):
     """Through the real entry point: out-of-range value and Hydra's own errors both exit 2."""
-    for args, expected in ((["trainer.epochs=0"], "trainer.epochs=0"), (["model=nope"], "model/nope"),
+    for args, expected in ((["trainer.epochs=0"], "trainer.epochs=0"), (["model=nope"], "model=nope"),
                            (["optimizer.lr=-1"], "optimizer.lr=-1")):
         proc = run_subprocess("train", *args, cwd=tmp_path)
         assert proc.returncode == 2, proc.stderr

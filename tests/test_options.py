@@ -8,6 +8,7 @@ model with options is one file and one YAML: no rule table to extend.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from conftest import REPO, compose_cfg, read_summary
 from hydra.utils import get_object
 from omegaconf import OmegaConf
 
-from nnexp import config, optim
+from nnexp import config, optim, options
 from nnexp.data import digits, rl, sequences, shaped, synthetic, vision
 from nnexp.errors import OptionError
 from nnexp.models.lenet5 import LeNet5
@@ -214,6 +215,28 @@ def test_the_rule_table_holds_no_model_or_dataset_key():
     assert not [k for k in keys if k.startswith(("model.", "dataset.")) or k == "optimizer.impl"]
 
 
+# What nnexp passes a component when it builds it, not a key of its config (nnexp/build.py)
+RUN_TIME = {"input_shape", "num_outputs", "vocab_size", "per_step", "causal", "params"}
+
+
+@pytest.mark.parametrize("target", sorted(options.registered()))
+def test_each_registered_check_names_its_components_options(target):
+    """The keys nnexp knows a target by (before torch is imported) are its constructor's options, and its check
+    takes only those: a new option without a check, or a check of a key it lacks, fails here."""
+    takes = options.registered()[target]
+    parameters = set(inspect.signature(get_object(target)).parameters)
+    assert set(takes.keys) == parameters - (RUN_TIME - set(takes.keys)), target
+    assert set(takes.check_keys()) <= set(takes.keys)
+
+
+def test_every_shipped_component_is_registered():
+    """So each of their options is checked before torch is imported, but torch's own optimizers and schedulers
+    (the rule table checks those)."""
+    targets = {str(OmegaConf.load(p).get("_target_")) for group in ("model", "dataset", "optimizer")
+               for p in (REPO / "conf" / group).glob("*.yaml")}
+    assert {t for t in targets if not t.startswith("torch.")} <= set(options.registered())
+
+
 # ---------------------------------------------------------------------------
 # A new model with an option of its own, through the real entry point
 
@@ -278,3 +301,13 @@ def test_a_new_model_checks_its_own_option_through_the_cli(run_cli, tmp_path, ti
     summary = read_summary(tmp_path / "run")
     assert summary["status"] == "completed"
     assert summary["num_params"] == (2 * 3 + 3) + (3 * 1 + 1)  # width 3 got there: 2 -> 3 -> 1
+
+
+def test_a_misspelt_option_of_a_new_model_gets_did_you_mean(run_cli, tmp_path, tiny_model):
+    """nnexp does not know the model's options before it is imported: its signature says, when it is built."""
+    code, out, err = run_cli("train", "trainer.progress=none", "dataset=xor", f"hydra.searchpath=[file://{tiny_model}]",
+                             "model=tiny", "+model.widht=3")
+    assert code == 2, (out, err)
+    assert err.strip() == ("nnexp: error: model.widht is not a key of model=tiny; did you mean model.width? "
+                           "(keys: width)")
+    assert not (tmp_path / "outputs").exists()

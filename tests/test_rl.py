@@ -12,7 +12,7 @@ import pytest
 from conftest import read_summary
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from nnexp.config import RL_ENVS
+from nnexp.options.data import RL_ENVS
 
 needs_gym = pytest.mark.skipif(importlib.util.find_spec("gymnasium") is None or
                                importlib.util.find_spec("pygame") is None,

@@ -4,21 +4,19 @@ The whole dataset is moved to the training device once; the loop batches it by
 slicing shuffled indices, so there is no per-sample DataLoader in the way.
 
 Every loader checks its own arguments first, before it reads a file or
-generates anything, with the checks at the end of this module (models use them
-too): a bad value raises :class:`~nnexp.errors.OptionError` naming the argument,
-which nnexp shows as ``dataset.<key>=... is out of range; allowed: ...``.
+generates anything, with its function in nnexp/options/data.py (free of torch, so
+``nnexp train`` runs it before torch is imported): a bad value raises
+:class:`~nnexp.errors.OptionError` naming the argument, which nnexp shows as
+``dataset.<key>=... is out of range; allowed: ...``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import torch
-
-from nnexp.options import check, finite
 
 
 @dataclass
@@ -140,14 +138,3 @@ def split_arrays(
         tolerance=None if classification else tolerance,
     )
 
-
-# ---------------------------------------------------------------------------
-def check_fractions(val_fraction: Any, test_fraction: Any = 0.0, train_fraction: Any = 1.0) -> None:
-    """The split of a loader: each fraction in range, and something left to train on."""
-    val, test, train = val_fraction, test_fraction, train_fraction
-    check("val_fraction", val, finite(val) and 0 < val < 1, "a number in (0, 1)")
-    check("test_fraction", test, finite(test) and 0 <= test < 1, "a number in [0, 1)")
-    check("train_fraction", train, finite(train) and 0 < train <= 1, "a number in (0, 1]")
-    if val + test >= 1:
-        raise ValueError(f"val_fraction + test_fraction = {val + test:g} leaves no training data; "
-                         "allowed: a sum < 1")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nnexp.data import Data, check_fractions, split_arrays
-from nnexp.options import check_int
+from nnexp.data import Data, split_arrays
+from nnexp.options import data as options
 
 
 def _read_digits() -> tuple[np.ndarray, np.ndarray]:
@@ -32,8 +32,7 @@ def _read_digits() -> tuple[np.ndarray, np.ndarray]:
 def load(train_fraction: float = 1.0, val_fraction: float = 0.2, test_fraction: float = 0.2,
          seed: int = 0) -> Data:
     """Images of shape (1, 8, 8) scaled to [0, 1]; ``train_fraction`` keeps a slice of the training pool."""
-    check_fractions(val_fraction, test_fraction, train_fraction)
-    check_int("seed", seed, 0)
+    options.digits(train_fraction=train_fraction, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
     pixels, labels = _read_digits()
     x = (pixels / 16.0).reshape(-1, 1, 8, 8)
     return split_arrays(

@@ -39,24 +39,14 @@ import torch
 from PIL import Image
 
 from nnexp.atomic import atomic_write
-from nnexp.data import Data, Split, check_fractions
-from nnexp.data.rl_envs import ENVS, MAX_EPISODES, episode_seed, gymnasium, make_env, random_action
+from nnexp.data import Data, Split
+from nnexp.data.rl_envs import ENVS, episode_seed, gymnasium, make_env, random_action
 from nnexp.data.rl_eval import PolicyEval, RolloutEval, Standardizer, StateEval, ValueEval
 from nnexp.errors import ConfigError
-from nnexp.options import (
-    check,
-    check_bool,
-    check_choice,
-    check_int,
-    check_path,
-    finite,
-    int_at_least,
-)
+from nnexp.options import data as options
 
 log = logging.getLogger("nnexp")
 
-POLICIES = ("scripted", "random")
-TARGETS = ("delta", "next")
 # Bump when collection changes what it records for the same settings: old cache files are then never read.
 COLLECTOR_VERSION = 1
 
@@ -164,22 +154,6 @@ def writable_cache(cache: str, folder: Path) -> None:
                           "variable") from None
 
 
-def _check(env: str, policy: str, epsilon: float, episodes: int, max_steps: int | None,
-           val_fraction: float, normalize: bool, eval_every: int, seed: int, cache: str) -> None:
-    """The options every rl dataset has: checked first, before Gymnasium is imported."""
-    check_choice("env", env, ENVS)
-    check_choice("policy", policy, POLICIES)
-    check("epsilon", epsilon, finite(epsilon) and 0 <= epsilon <= 1, "a number in [0, 1]")
-    check("episodes", episodes, int_at_least(episodes, 2) and episodes < MAX_EPISODES,
-          f"an integer >= 2 (at least one to train on, one to validate) and < {MAX_EPISODES}")
-    check_int("max_steps", max_steps, 1, null=True)
-    check_fractions(val_fraction)
-    check_bool("normalize", normalize)
-    check_int("eval_every", eval_every, 0, "epochs; 0 = only at the end")
-    check_int("seed", seed, 0)
-    check_path("cache", cache, "a folder")
-
-
 def _episode_split(episodes: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Episode ids for train and val: ``val_fraction`` of the episodes (at least one each), drawn with ``seed``."""
     order = np.random.default_rng(seed).permutation(episodes)
@@ -226,10 +200,9 @@ def rl_model(env: str = "CartPole-v1", target: str = "delta", policy: str = "scr
              episodes: int = 100, max_steps: int | None = None, val_fraction: float = 0.2, normalize: bool = True,
              horizon: int = 10, eval_every: int = 5, seed: int = 0, cache: str = DEFAULT_CACHE) -> Data:
     """f_M: x (N, S + A) state and encoded action -> y (N, S) next state ("next") or its change ("delta")."""
-    _check(env, policy, epsilon, episodes, max_steps, val_fraction, normalize, eval_every,
-           seed, cache)
-    check_choice("target", target, TARGETS)
-    check_int("horizon", horizon, 1, "steps")
+    options.rl_model(env=env, target=target, policy=policy, epsilon=epsilon, episodes=episodes, max_steps=max_steps,
+                     val_fraction=val_fraction, normalize=normalize, horizon=horizon, eval_every=eval_every, seed=seed,
+                     cache=cache)  # first: before Gymnasium is imported
     arrays, train, val = _collection("rl_model", env, policy, epsilon, episodes, max_steps, seed, val_fraction, cache)
     space = _action_space("rl_model", env)
     s, s_next = arrays["states"], arrays["next_states"]  # (N, S)
@@ -268,9 +241,8 @@ def rl_value(env: str = "CartPole-v1", gamma: float = 0.95, policy: str = "rando
              episodes: int = 200, max_steps: int | None = None, val_fraction: float = 0.2, normalize: bool = True,
              eval_every: int = 5, seed: int = 0, cache: str = DEFAULT_CACHE) -> Data:
     """f_V: x (N, S) state -> y (N, 1) discounted return of the behaviour policy from there (Monte Carlo)."""
-    _check(env, policy, epsilon, episodes, max_steps, val_fraction, normalize, eval_every,
-           seed, cache)
-    check("gamma", gamma, finite(gamma) and 0 <= gamma < 1, "a number in [0, 1)")
+    options.rl_value(env=env, gamma=gamma, policy=policy, epsilon=epsilon, episodes=episodes, max_steps=max_steps,
+                     val_fraction=val_fraction, normalize=normalize, eval_every=eval_every, seed=seed, cache=cache)
     arrays, train, val = _collection("rl_value", env, policy, epsilon, episodes, max_steps, seed, val_fraction, cache)
     s = arrays["states"]
     returns = discounted_returns(arrays["rewards"], arrays["episode"], gamma)  # (N,)
@@ -287,9 +259,9 @@ def rl_policy(env: str = "CartPole-v1", policy: str = "scripted", epsilon: float
     """f_P: x (N, S) state -> the scripted controller's action there: a class (N,) for discrete actions,
     a torque (N, 1) for Pendulum (regression). Behaviour cloning; with epsilon > 0 the data also show
     how the controller recovers from states a random action led to."""
-    _check(env, policy, epsilon, episodes, max_steps, val_fraction, normalize, eval_every,
-           seed, cache)
-    check_int("eval_episodes", eval_episodes, 1)
+    options.rl_policy(env=env, policy=policy, epsilon=epsilon, episodes=episodes, max_steps=max_steps,
+                      val_fraction=val_fraction, normalize=normalize, eval_episodes=eval_episodes,
+                      eval_every=eval_every, seed=seed, cache=cache)
     arrays, train, val = _collection("rl_policy", env, policy, epsilon, episodes, max_steps, seed, val_fraction, cache)
     space = _action_space("rl_policy", env)
     s = arrays["states"]
@@ -315,12 +287,9 @@ def rl_pixels(env: str = "CartPole-v1", frames: int = 2, height: int = 40, width
     """f_S: x (N, frames * C, height, width) the last ``frames`` rendered pictures, oldest first, in [0, 1]
     -> y (N, S) the true state at the newest one. One picture shows positions and angles; velocities
     need two or more. The first steps of an episode repeat its first picture."""
-    _check(env, policy, epsilon, episodes, max_steps, val_fraction, normalize, eval_every,
-           seed, cache)
-    check_int("frames", frames, 1)
-    check_int("height", height, 8, "pixels")
-    check_int("width", width, 8, "pixels")
-    check_bool("grayscale", grayscale)
+    options.rl_pixels(env=env, frames=frames, height=height, width=width, grayscale=grayscale, policy=policy,
+                      epsilon=epsilon, episodes=episodes, max_steps=max_steps, val_fraction=val_fraction,
+                      normalize=normalize, eval_every=eval_every, seed=seed, cache=cache)
     arrays, train, val = _collection("rl_pixels", env, policy, epsilon, episodes, max_steps, seed, val_fraction,
                                      cache, frames=(height, width, grayscale))
     pictures, episode = arrays["frames"], arrays["episode"]  # (N, h, w, C) uint8, (N,)

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from nnexp.errors import ConfigError
+from nnexp.options.data import RL_MAX_EPISODES
 
 
 def cartpole(obs: np.ndarray) -> int:
@@ -112,8 +113,7 @@ def random_action(space: Any, rng: np.random.Generator) -> int | np.ndarray:
 # Episode i of a collection with dataset.seed s starts from env.reset(seed=s * SEED_STRIDE + i);
 # evaluation episodes from s * SEED_STRIDE + EVAL_OFFSET + j: never a start the training data saw.
 SEED_STRIDE = 1_000_000
-EVAL_OFFSET = 500_000
-MAX_EPISODES = EVAL_OFFSET
+EVAL_OFFSET = RL_MAX_EPISODES  # a collection has fewer episodes (nnexp/options/data.py checks dataset.episodes)
 
 
 def episode_seed(seed: int, episode: int, evaluation: bool = False) -> int:

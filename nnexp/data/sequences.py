@@ -13,16 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nnexp.data import Data, check_fractions, split_arrays
+from nnexp.data import Data, split_arrays
 from nnexp.errors import ConfigError
-from nnexp.options import check, check_int, check_path, finite
-
-
-def _check(n_samples: int, val_fraction: float, test_fraction: float, seed: int) -> None:
-    """The options every generated task here has."""
-    check_int("n_samples", n_samples, 4)
-    check_fractions(val_fraction, test_fraction)
-    check_int("seed", seed, 0)
+from nnexp.options import data as options
 
 
 def adding(n_samples: int = 2000, length: int = 50, val_fraction: float = 0.2, test_fraction: float = 0.0,
@@ -34,9 +27,8 @@ def adding(n_samples: int = 2000, length: int = 50, val_fraction: float = 0.2, t
     ``tolerance`` of the sum counts as right (accuracy); 0.04 is Hochreiter &
     Schmidhuber's criterion. Always answering the mean, 1.0, is right for about 6%.
     """
-    _check(n_samples, val_fraction, test_fraction, seed)
-    check_int("length", length, 2, "time steps")  # one marker in each half
-    check("tolerance", tolerance, finite(tolerance) and tolerance > 0, "a finite number > 0")
+    options.adding(n_samples=n_samples, length=length, val_fraction=val_fraction, test_fraction=test_fraction,
+                   seed=seed, tolerance=tolerance)
     rng = np.random.default_rng(seed)
     values = rng.uniform(0.0, 1.0, (n_samples, length))
     half = length // 2
@@ -58,10 +50,8 @@ BLANK, GO = 0, 1  # the copy task's two control tokens; symbols are 2 .. n_symbo
 def copy(n_samples: int = 2000, length: int = 8, delay: int = 10, n_symbols: int = 8, val_fraction: float = 0.2,
          test_fraction: float = 0.0, seed: int = 0) -> Data:
     """Tokens (N, 2L + delay): L symbols, ``delay`` blanks, GO, L - 1 blanks; targets per step: blanks, then the symbols."""
-    _check(n_samples, val_fraction, test_fraction, seed)
-    check_int("length", length, 1, "symbols")
-    check_int("delay", delay, 0, "time steps")
-    check_int("n_symbols", n_symbols, 1)
+    options.copy(n_samples=n_samples, length=length, delay=delay, n_symbols=n_symbols, val_fraction=val_fraction,
+                 test_fraction=test_fraction, seed=seed)
     rng = np.random.default_rng(seed)
     symbols = rng.integers(2, n_symbols + 2, (n_samples, length))
     steps = 2 * length + delay
@@ -78,8 +68,8 @@ def copy(n_samples: int = 2000, length: int = 8, delay: int = 10, n_symbols: int
 def parity(n_samples: int = 2000, length: int = 16, val_fraction: float = 0.2, test_fraction: float = 0.0,
            seed: int = 0) -> Data:
     """Bit strings as tokens (N, T) in {0, 1}; label 1 when the number of ones is odd."""
-    _check(n_samples, val_fraction, test_fraction, seed)
-    check_int("length", length, 1, "time steps")
+    options.parity(n_samples=n_samples, length=length, val_fraction=val_fraction, test_fraction=test_fraction,
+                   seed=seed)
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 2, (n_samples, length)).astype(np.int64)
     y = (x.sum(axis=1) % 2).astype(np.int64)
@@ -94,11 +84,8 @@ def text(path: str, seq_len: int = 64, val_fraction: float = 0.1, test_fraction:
     The vocabulary is the file's own characters (sorted). Windows do not
     overlap; the val/test windows are drawn at random with ``seed``.
     """
-    check_path("path", path, "a UTF-8 text file")
-    check_int("seq_len", seq_len, 1, "characters")
-    check_fractions(val_fraction, test_fraction)
-    check_int("max_chars", max_chars, 1, null=True)
-    check_int("seed", seed, 0)
+    options.text(path=path, seq_len=seq_len, val_fraction=val_fraction, test_fraction=test_fraction,
+                 max_chars=max_chars, seed=seed)
     file = Path(path).expanduser()
     if not file.is_file():
         raise ConfigError(f"dataset.path={path}: no such file ({file.resolve()}); point it to a UTF-8 text file")

@@ -13,19 +13,13 @@ import numpy as np
 import torch
 
 from nnexp.data import Data, Split
-from nnexp.options import check, check_int, int_at_least
+from nnexp.options import data as options
 
 
 def random_images(shape: list[int] = (1, 28, 28), train_size: int = 60000, val_size: int = 10000,
                   num_classes: int = 10, seed: int = 0) -> Data:
     """``train_size`` + ``val_size`` images of ``shape`` (C, H, W) with labels in range(num_classes)."""
-    ok = isinstance(shape, (list, tuple)) and len(shape) == 3
-    ok = ok and all(int_at_least(size, 1) for size in shape)
-    check("shape", shape, ok, "three integers >= 1: [channels, height, width]")
-    check_int("train_size", train_size, 1)
-    check_int("val_size", val_size, 1)
-    check_int("num_classes", num_classes, 2)
-    check_int("seed", seed, 0)
+    options.random_images(shape=shape, train_size=train_size, val_size=val_size, num_classes=num_classes, seed=seed)
     shape = tuple(int(s) for s in shape)
     rng = np.random.default_rng(seed)
     n = train_size + val_size

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnexp.data import Data, check_fractions, split_arrays
-from nnexp.options import check, check_int, finite
-
-
-def _check(n_samples: int, noise: float, val_fraction: float, test_fraction: float,
-           seed: int) -> None:
-    """The options every generator here has."""
-    check_int("n_samples", n_samples, 4)
-    check("noise", noise, finite(noise) and noise >= 0, "a finite number >= 0")
-    check_fractions(val_fraction, test_fraction)
-    check_int("seed", seed, 0)
+from nnexp.data import Data, split_arrays
+from nnexp.options import data as options
 
 
 def _finish(name, x, y, num_classes, val_fraction, test_fraction, seed) -> Data:
@@ -27,7 +18,7 @@ def _finish(name, x, y, num_classes, val_fraction, test_fraction, seed) -> Data:
 def xor(n_samples: int = 400, noise: float = 0.15, val_fraction: float = 0.25,
         test_fraction: float = 0.0, seed: int = 0) -> Data:
     """Clusters around (+-1, +-1); the label is XOR of the centre's signs."""
-    _check(n_samples, noise, val_fraction, test_fraction, seed)
+    options.two_d(n_samples=n_samples, noise=noise, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
     rng = np.random.default_rng(seed)
     centres = rng.choice([-1.0, 1.0], size=(n_samples, 2))
     x = centres + noise * rng.standard_normal((n_samples, 2))
@@ -38,7 +29,7 @@ def xor(n_samples: int = 400, noise: float = 0.15, val_fraction: float = 0.25,
 def moons(n_samples: int = 500, noise: float = 0.2, val_fraction: float = 0.25,
           test_fraction: float = 0.0, seed: int = 0) -> Data:
     """Two interleaving half circles."""
-    _check(n_samples, noise, val_fraction, test_fraction, seed)
+    options.two_d(n_samples=n_samples, noise=noise, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 2, n_samples)
     t = rng.uniform(0.0, np.pi, n_samples)
@@ -52,8 +43,8 @@ def moons(n_samples: int = 500, noise: float = 0.2, val_fraction: float = 0.25,
 def circles(n_samples: int = 500, noise: float = 0.08, factor: float = 0.5,
             val_fraction: float = 0.25, test_fraction: float = 0.0, seed: int = 0) -> Data:
     """A circle of radius ``factor`` (class 1) inside one of radius 1 (class 0)."""
-    _check(n_samples, noise, val_fraction, test_fraction, seed)
-    check("factor", factor, finite(factor) and 0 < factor < 1, "a number in (0, 1)")
+    options.circles(n_samples=n_samples, noise=noise, factor=factor, val_fraction=val_fraction,
+                    test_fraction=test_fraction, seed=seed)
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 2, n_samples)
     t = rng.uniform(0.0, 2 * np.pi, n_samples)
@@ -66,9 +57,8 @@ def circles(n_samples: int = 500, noise: float = 0.08, factor: float = 0.5,
 def spirals(n_samples: int = 600, noise: float = 0.2, n_classes: int = 3, turns: float = 1.5,
             val_fraction: float = 0.25, test_fraction: float = 0.0, seed: int = 0) -> Data:
     """``n_classes`` spiral arms from the origin; ``noise`` jitters the angle (radians)."""
-    _check(n_samples, noise, val_fraction, test_fraction, seed)
-    check_int("n_classes", n_classes, 2)
-    check("turns", turns, finite(turns) and turns > 0, "a finite number > 0")
+    options.spirals(n_samples=n_samples, noise=noise, n_classes=n_classes, turns=turns, val_fraction=val_fraction,
+                    test_fraction=test_fraction, seed=seed)
     rng = np.random.default_rng(seed)
     y = rng.integers(0, n_classes, n_samples)
     r = rng.uniform(0.05, 1.0, n_samples)
@@ -80,8 +70,8 @@ def spirals(n_samples: int = 600, noise: float = 0.2, n_classes: int = 3, turns:
 def gaussians(n_samples: int = 600, noise: float = 0.6, n_classes: int = 3,
               val_fraction: float = 0.25, test_fraction: float = 0.0, seed: int = 0) -> Data:
     """Isotropic blobs of standard deviation ``noise`` centred on a circle of radius 2."""
-    _check(n_samples, noise, val_fraction, test_fraction, seed)
-    check_int("n_classes", n_classes, 2)
+    options.gaussians(n_samples=n_samples, noise=noise, n_classes=n_classes, val_fraction=val_fraction,
+                      test_fraction=test_fraction, seed=seed)
     rng = np.random.default_rng(seed)
     y = rng.integers(0, n_classes, n_samples)
     angle = 2 * np.pi * y / n_classes

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from nnexp.data import Data, Split, check_fractions, split_arrays
+from nnexp.data import Data, Split, split_arrays
 from nnexp.errors import ConfigError, NnexpError
-from nnexp.options import check_bool, check_int, check_path
+from nnexp.options import data as options
 
 
 def _torchvision(name: str) -> ModuleType:
@@ -34,13 +34,8 @@ def _torchvision(name: str) -> ModuleType:
 def _check(root: str, download: bool, train_fraction: float, val_fraction: float, limit: int | None,
            test_size: int | None, normalize: bool, seed: int) -> None:
     """The options of every loader here, checked before anything is imported, read or downloaded."""
-    check_path("root", root, "a folder")
-    check_bool("download", download)
-    check_fractions(val_fraction, train_fraction=train_fraction)
-    check_int("limit", limit, 1, null=True)
-    check_int("test_size", test_size, 1, null=True)
-    check_bool("normalize", normalize)
-    check_int("seed", seed, 0)
+    options.vision(root=root, download=download, train_fraction=train_fraction, val_fraction=val_fraction,
+                   limit=limit, test_size=test_size, normalize=normalize, seed=seed)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -5,30 +5,27 @@ from the dataset, ``input_shape`` (one sample, without the batch dimension) and
 ``num_outputs``, plus its own typed options from ``conf/model/<name>.yaml``.
 Adding a model is one new file here and one YAML naming it in ``_target_``.
 
-A constructor checks its own options first, before it builds a layer: a bad
-value raises :class:`~nnexp.errors.OptionError` naming the argument (helpers:
-``check_*`` in nnexp/options.py), which nnexp shows as ``model.<key>=... is out of
-range; allowed: ...``. A combination of options it cannot do is a ValueError.
+A constructor checks its own options first, before it builds a layer, with its
+function in nnexp/options/models.py (free of torch, so ``nnexp train`` runs it
+before torch is imported): a bad value raises :class:`~nnexp.errors.OptionError`
+naming the argument, which nnexp shows as ``model.<key>=... is out of range;
+allowed: ...``. A combination of options it cannot do is a ValueError. A new model
+may also check its options itself; it is then checked when it is built.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import nn
 
-from nnexp.options import check, check_choice, finite
+from nnexp.options import check_choice
+from nnexp.options import models as options
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
+ACTIVATIONS: dict[str, type[nn.Module]] = {name: getattr(nn, cls) for name, cls in options.ACTIVATIONS.items()}
 
 
 def activation(name: str) -> nn.Module:
     check_choice("activation", name, ACTIVATIONS)
     return ACTIVATIONS[name]()
-
-
-def check_dropout(dropout: Any) -> None:
-    check("dropout", dropout, finite(dropout) and 0 <= dropout < 1, "a number in [0, 1)")
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -15,13 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nnexp.models import ACTIVATIONS, check_dropout
 from nnexp.models import activation as make_activation
-from nnexp.options import check_choice
+from nnexp.options import models as options
 
 SIZE = 32  # the input side LeNet-5 was designed for
-POOLS: dict[str, type[nn.Module]] = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
-FITS = ("pad", "resize")
+POOLS: dict[str, type[nn.Module]] = {name: getattr(nn, cls) for name, cls in options.POOLS.items()}
 
 
 def _side(n: int) -> int:
@@ -40,10 +38,7 @@ class LeNet5(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        check_choice("activation", activation, ACTIVATIONS)
-        check_choice("pool", pool, POOLS)
-        check_choice("fit", fit, FITS)
-        check_dropout(dropout)
+        options.lenet5(activation=activation, pool=pool, fit=fit, dropout=dropout)
         if len(input_shape) != 3:
             raise ValueError(f"lenet5 needs images (C, H, W); this dataset gives inputs of shape "
                              f"{tuple(input_shape)}; use an image dataset such as dataset=digits")

@@ -10,10 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nnexp.models import check_dropout
-from nnexp.options import check_bool, check_choice, check_int
-
-CELLS = ("torch", "standard", "seed")
+from nnexp.options import models as options
 
 
 class LSTM(nn.Module):
@@ -32,12 +29,8 @@ class LSTM(nn.Module):
         causal: bool = False,
     ) -> None:
         super().__init__()
-        check_int("hidden_size", hidden_size, 1)
-        check_int("num_layers", num_layers, 1)
-        check_bool("bidirectional", bidirectional)
-        check_dropout(dropout)
-        check_choice("cell", cell, CELLS)
-        check_int("embed_dim", embed_dim, 1)
+        options.lstm(hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
+                     cell=cell, embed_dim=embed_dim)
         if len(input_shape) not in (1, 2):
             raise ValueError(f"lstm needs sequences (T,) of tokens or (T, F) of features; "
                              f"this dataset gives inputs of shape {tuple(input_shape)}")

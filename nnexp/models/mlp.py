@@ -16,17 +16,14 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from nnexp.models import ACTIVATIONS, check_dropout
 from nnexp.models import activation as make_activation
-from nnexp.options import check, check_bool, check_choice, int_at_least
+from nnexp.options import models as options
 
-IMPLS = ("torch", "scratch")
-# Weight init of the linear layers (biases start at 0 except under "torch"):
+# Weight init of the linear layers (options.INITS; biases start at 0 except under "torch"):
 #   torch: PyTorch's default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), variance 1/(3 fan_in): each ReLU
 #          layer shrinks the signal's variance about 6x, so deep plain nets start with vanished gradients
 #   he:     N(0, 2/fan_in) (He et al. 2015): keeps the variance through ReLU layers
 #   xavier: N(0, 2/(fan_in + fan_out)) (Glorot & Bengio 2010): made for tanh/sigmoid-like layers
-INITS = ("torch", "he", "xavier")
 
 
 class MLP(nn.Module):
@@ -42,17 +39,7 @@ class MLP(nn.Module):
         init: str = "torch",
     ) -> None:
         super().__init__()
-        ok = isinstance(hidden, (list, tuple)) and all(int_at_least(h, 1) for h in hidden)
-        check("hidden", hidden, ok, "a list of integers >= 1, e.g. [64,64]")
-        check_choice("activation", activation, ACTIVATIONS)
-        check_dropout(dropout)
-        check_bool("residual", residual)
-        check_choice("impl", impl, IMPLS)
-        check_choice("init", init, INITS)
-        if impl == "scratch" and (dropout > 0 or residual):
-            what = "dropout > 0" if dropout > 0 else "residual=true"
-            raise ValueError(f"impl=scratch (the seed's backpropagation) cannot do {what}; "
-                             "use impl=torch, or dropout=0 and residual=false")
+        options.mlp(hidden=hidden, activation=activation, dropout=dropout, residual=residual, impl=impl, init=init)
         self.activation, self.impl = activation, impl
         layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
         width = math.prod(input_shape)

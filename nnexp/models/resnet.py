@@ -19,9 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nnexp.models import ACTIVATIONS, check_dropout
 from nnexp.models import activation as make_activation
-from nnexp.options import check, check_bool, check_choice, check_int, int_at_least
+from nnexp.options import models as options
 
 MIN_SIDE = 8  # three stages, two of them halving: 8x8 ends at 2x2
 
@@ -64,13 +63,7 @@ class ResNet(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        # 6n + 2: n blocks in each of 3 stages, 2 convolutions per block, plus stem and classifier
-        check("depth", depth, int_at_least(depth, 8) and (depth - 2) % 6 == 0,
-              "6n+2: 8, 14, 20, 32, 44, 56, 110, ...")
-        check_int("width", width, 1, "channels of the first stage")
-        check_bool("skip", skip)
-        check_choice("activation", activation, ACTIVATIONS)
-        check_dropout(dropout)
+        options.resnet(depth=depth, width=width, skip=skip, activation=activation, dropout=dropout)
         if len(input_shape) != 3:
             raise ValueError(f"resnet needs images (C, H, W); this dataset gives inputs of shape "
                              f"{tuple(input_shape)}; use an image dataset such as dataset=digits")

@@ -14,9 +14,8 @@ import math
 import torch
 from torch import nn
 
-from nnexp.models import ACTIVATIONS, check_dropout
 from nnexp.models import activation as make_activation
-from nnexp.options import check, check_bool, check_choice, check_int, int_at_least
+from nnexp.options import models as options
 from nnexp.scratch.attention import MultiHeadAttention
 
 
@@ -62,17 +61,8 @@ class Transformer(nn.Module):
         per_step: bool = False,
     ) -> None:
         super().__init__()
-        # even: sinusoidal positions come in (sin, cos) pairs
-        check("d_model", d_model, int_at_least(d_model, 2) and d_model % 2 == 0,
-              "an even integer >= 2, divisible by n_heads")
-        check_int("n_heads", n_heads, 1)
-        check_int("n_layers", n_layers, 1)
-        check_int("d_ff", d_ff, 1)
-        check_dropout(dropout)
-        check_choice("activation", activation, ACTIVATIONS)
-        check_bool("causal", causal)
-        if d_model % n_heads:
-            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+        options.transformer(d_model=d_model, n_heads=n_heads, n_layers=n_layers, d_ff=d_ff, dropout=dropout,
+                            activation=activation, causal=causal)
         if len(input_shape) not in (1, 2):
             raise ValueError(f"transformer needs sequences (T,) of tokens or (T, F) of features; "
                              f"this dataset gives inputs of shape {tuple(input_shape)}")
