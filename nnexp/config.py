@@ -152,7 +152,8 @@ def run_label(model: str, dataset: str, overrides: str = "") -> str:
             parts[-1] += "," + item
         else:
             parts.append(item)
-    text = "_".join([f"{model}-{dataset}", *parts])
+    named = "-".join(str(c) for c in (model, dataset) if c not in (None, "", "None"))  # a group taken out: ~model
+    text = "_".join([named or "run", *parts])
     text = "".join(c for c in text.replace("/", "-").replace(" ", "_") if c.isalnum() or c in "._=,+-")
     return text[:LABEL_LENGTH].rstrip("_,=.-")
 

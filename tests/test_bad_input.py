@@ -3,6 +3,7 @@ imported, so at once; a misspelt name gets the closest valid ones ("did you mean
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 
@@ -12,6 +13,7 @@ from conftest import REPO, compose_cfg, run_subprocess, train_rows
 from omegaconf import OmegaConf
 
 from nnexp import validate
+from nnexp.config import TrainerConf
 
 # (arguments after `nnexp train`, text the message must contain)
 BAD = [
@@ -34,7 +36,7 @@ BAD = [
     (["trainer.limit_batches=-1"], "trainer.limit_batches=-1 is out of range; allowed: an integer >= 0 (batches per epoch; 0 = all)"),
     (["trainer.overfit_batches=-2"], "trainer.overfit_batches=-2 is out of range; allowed: an integer >= 0 (batches; 0 = off)"),
     (["trainer.detect_anomaly=maybe"], "trainer.detect_anomaly=maybe\nValue 'maybe' is not a valid bool"),
-    (["debug=slow"], "debug/slow"),
+    (["debug=slow"], "nnexp: error: debug=slow is not an option of debug (options: anomaly, fast, overfit)"),
     (["trainer.seed=x"], "trainer.seed=x\nValue 'x' of type 'str' could not be converted to Integer"),
     (["trainer.deterministic=maybe"], "trainer.deterministic=maybe\nValue 'maybe' is not a valid bool"),
     (["trainer.nope=1"], "trainer.nope is not a key of trainer"),
@@ -333,11 +335,15 @@ def test_the_typo_table_covers_every_kind_of_name():
     assert any(a[0].startswith(("experiment=", "+experiment/")) for a, _, _ in TYPOS)
 
 
+TRAINER_KEYS = len(dataclasses.fields(TrainerConf))
+MODELS = ", ".join(sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml")))
+
+
 @pytest.mark.parametrize(("args", "line"), [
     (["+trainer.epoch=5"], "nnexp: error: trainer.epoch is not a key of trainer; did you mean trainer.epochs? "
-                           "(nnexp train --cfg job -p trainer lists its 23 keys)"),
+                           f"(nnexp train --cfg job -p trainer lists its {TRAINER_KEYS} keys)"),
     (["model=resnt"], "nnexp: error: model=resnt is not an option of model; did you mean model=resnet? "
-                      "(options: lenet5, lstm, mlp, perceptron, resnet, sigmoid_unit, transformer)"),
+                      f"(options: {MODELS})"),
     (["model.hiden=[8]"], "nnexp: error: model.hiden is not a key of model; did you mean model.hidden? "
                           "(keys: hidden, activation, dropout, residual, impl, init)"),
     (["model.depth=20"], "nnexp: error: model.depth is not a key of model (keys: hidden, activation, dropout, "
