@@ -5,7 +5,7 @@ into summary.json (``final.val/acc``, ``best.val/loss``, ``gap.final``,
 ``epochs_run``), optionally followed by a selector in brackets naming which
 jobs of a sweep it reads: ``final.val/acc[model=perceptron] <= 0.75``.
 Selector keys are config-group choices (``model=mlp``) or overrides
-(``model.skip=false``).
+(``model.skip=false``; a boolean matches however it is capitalised, as in Hydra).
 
 - Without selectors, or with the same selector on both sides, the claim is
   about one run: every run it applies to checks it and stores the result in
@@ -100,8 +100,14 @@ def labels_of(summary: dict[str, Any]) -> dict[str, str]:
     return labels
 
 
+def _spelled(value: str | None) -> str | None:
+    """One spelling per boolean: Hydra reads true, True and TRUE alike, and a sweep's job is labelled
+    ``model.skip=True`` even when the command said ``-m model.skip=true,false``."""
+    return value.lower() if value is not None and value.lower() in ("true", "false") else value
+
+
 def _matches(select: tuple[tuple[str, str], ...], labels: dict[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in select)
+    return all(_spelled(labels.get(k)) == _spelled(v) for k, v in select)
 
 
 def value_at(summary: dict[str, Any], path: str) -> Any:

@@ -66,3 +66,17 @@ def test_sweep_one_run_claims_and_missing_jobs():
     assert pooled["per_seed"]["0"] is True and "0" not in (pooled["values"] or {})  # two jobs: no single number
     (missing,) = check_sweep(["final.val/loss[model=mlp] < final.val/loss[model=perceptron]"], jobs)
     assert missing["pass"] is None  # no mlp job: N/A, not a silent PASS
+
+
+def test_a_boolean_selector_matches_the_spelling_a_sweep_gives_its_jobs():
+    """`-m model.skip=true,false` labels the jobs model.skip=True / False (Hydra): [model.skip=false] finds them."""
+    def job(skip: str, loss: float) -> dict:
+        return {"choices": {"model": "resnet"}, "overrides": [f"model.skip={skip}", "trainer.seed=0"], "seed": 0,
+                "final": {"train/loss": loss}}
+
+    (result,) = check_sweep(["final.train/loss[model.skip=true] < final.train/loss[model.skip=false]"],
+                            [job("True", 0.1), job("False", 0.5)])
+    assert result["pass"] is True and result["values"] == {"0": [0.1, 0.5]}
+    assert check_run(["final.train/loss[model.skip=TRUE] < 1"], job("true", 0.1))[0]["pass"] is True
+    (other,) = check_sweep(["final.train/loss[model.skip=yes] < 1"], [job("True", 0.1)])
+    assert other["pass"] is None  # only the spellings of one boolean match each other

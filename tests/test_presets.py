@@ -43,6 +43,7 @@ def test_every_preset_names_its_command_and_claim():
     pytest.param(["experiment=lstm_vs_transformer"], 6, marks=pytest.mark.slow),
     pytest.param(["experiment=cnn_vs_mlp"], 6, marks=pytest.mark.slow),
     pytest.param(["experiment=rl_approximators"], 12, marks=pytest.mark.slow),  # about 1 minute, collection included
+    pytest.param(["experiment=resnet_depth"], 12, marks=pytest.mark.slow),  # about 1.5 minutes
 ])
 def test_preset_claims_hold_for_seeds_0_1_2(run_cli, tmp_path, args, jobs):
     code, out, err = run_cli("train", *args, "trainer.progress=none")
@@ -83,3 +84,17 @@ def test_each_mitigation_arm_changes_one_thing(arm, key, value):
     differ = {k for k in plain if plain[k] != changed[k]}
     assert differ <= {"model", "regularizer", "optimizer"}  # nothing else: same data, budget, seed
     assert base.model.hidden == [512, 512] and base.dataset.train_fraction == 0.3 and base.trainer.epochs == 200
+
+
+def test_resnet_depth_claims_select_its_jobs(run_cli, tmp_path):
+    """Its sweep labels the jobs model.skip=True/False (Hydra's spelling): every claim still finds both sides."""
+    code, _, err = run_cli("train", "experiment=resnet_depth", "trainer.seed=0", "trainer.epochs=1",
+                           "trainer.progress=none", "trainer.threads=1")
+    assert code == 0, err
+    summaries = _summaries(tmp_path)
+    assert sorted((s["overrides"][0], s["overrides"][1]) for s in summaries) == [
+        ("model.depth=32", "model.skip=False"), ("model.depth=32", "model.skip=True"),
+        ("model.depth=8", "model.skip=False"), ("model.depth=8", "model.skip=True")]
+    claims = _claims(summaries)
+    assert len(claims) == 4 and all(None not in claim["values"]["0"] for claim in claims), claims
+    assert claims[-1]["expect"].startswith("num_params") and claims[-1]["pass"] is True  # twins: same weights
