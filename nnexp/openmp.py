@@ -6,8 +6,8 @@ for a while before they sleep. On an idle machine that saves a wake-up; on a
 machine where another process wants the same cores (a second run, a test suite,
 a browser) the spinning threads and the other process take turns at the core
 and every parallel region waits for a thread that is not running: training
-gets tens to hundreds of times slower (issue 15 saw 300x; benchmarks/RESULTS_busy.md,
-B8, 6-15x for a hand-written loop). With the wait policy
+gets tens to hundreds of times slower (issue 15 saw 300x; benchmarks/RESULTS.md,
+B8: a hand-written loop 30-390x slower than nnexp beside one busy process). With the wait policy
 ``PASSIVE`` a thread with no work sleeps at once, and a competing load costs a
 run at most its share of the cores.
 

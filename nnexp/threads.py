@@ -5,11 +5,10 @@ thread and waiting for it at the end of every operation. nnexp's OpenMP threads
 sleep when idle (nnexp/openmp.py: a competing process must not make a run
 hundreds of times slower), and waking a sleeping thread costs tens of
 microseconds, more on a virtual machine. The layers of most course-sized models
-are far smaller than that pays for: on the 2-core machine, one thread trained
-the demo MLP, the 10-layer sigmoid MLP, LeNet-5 and ResNet-20 on digits, the LSTM
-and the Transformer faster than two, both alone and beside a busy process
-(benchmarks/RESULTS_threads.md); two threads won only on ResNet-20 over
-CIFAR-shaped images at batch 128, alone.
+are far smaller than that pays for: on the 2-core machine one thread trained
+the demo MLP, LeNet-5, the LSTM and the Transformer faster than two
+(benchmarks/RESULTS.md, B6); two threads won only on ResNet-20 over
+CIFAR-shaped images at batch 128.
 
 So auto counts the multiply-adds of the average layer in one optimizer step (a
 forward pass of one sample, with hooks, times the batch size) and takes every
