@@ -3,7 +3,9 @@
 An expectation is one line ``LEFT OP RIGHT``; each side is a number or a path
 into summary.json (``final.val/acc``, ``best.val/loss``, ``gap.final``,
 ``epochs_run``), optionally followed by a selector in brackets naming which
-jobs of a sweep it reads: ``final.val/acc[model=perceptron] <= 0.75``.
+jobs of a sweep it reads: ``final.val/acc[model=perceptron] <= 0.75``. A path
+may be multiplied by a number, for "orders of magnitude" claims:
+``100 * final.grad_norm/first_step[model=rnn] < final.grad_norm/first_step[model=lstm]``.
 Selector keys are config-group choices (``model=mlp``) or overrides
 (``model.skip=false``; a boolean matches however it is capitalised, as in Hydra).
 
@@ -26,7 +28,7 @@ from typing import Any
 
 OPS = {"<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne, "<": operator.lt,
        ">": operator.gt}
-_SIDE = r"\s*([^\s<>=!\[]+)(?:\[([^\]]*)\])?\s*"
+_SIDE = r"\s*(?:([0-9.eE+-]+)\s*\*\s*)?([^\s<>=!\[*]+)(?:\[([^\]]*)\])?\s*"
 _LINE = re.compile(rf"^{_SIDE}(<=|>=|==|!=|<|>){_SIDE}$")
 
 
@@ -35,12 +37,20 @@ class Side:
     path: str | None  # None for a number
     number: float | None
     select: tuple[tuple[str, str], ...] = ()
+    factor: float = 1.0  # ``100 * final.x``: the value read, times this
 
     def __str__(self) -> str:
         if self.path is None:
             return f"{self.number:g}"
         sel = ",".join(f"{k}={v}" for k, v in self.select)
-        return self.path + (f"[{sel}]" if sel else "")
+        times = f"{self.factor:g} * " if self.factor != 1.0 else ""
+        return times + self.path + (f"[{sel}]" if sel else "")
+
+    def scaled(self, value: Any) -> Any:
+        """The value read at ``path`` times ``factor`` (None, or anything not a number, as it is)."""
+        if self.factor == 1.0 or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return value
+        return value * self.factor
 
 
 @dataclass(frozen=True)
@@ -56,18 +66,26 @@ class Expectation:
         return len(selects) > 1
 
 
-def _side(token: str, selector: str | None) -> Side:
+def _side(factor: str | None, token: str, selector: str | None) -> Side:
     try:
-        return Side(None, float(token))
+        number = float(token)
     except ValueError:
         pass
+    else:
+        if factor is not None:
+            raise ValueError(f"{factor} * {token}: a factor multiplies a summary.json path, not a number")
+        return Side(None, number)
+    try:
+        times = 1.0 if factor is None else float(factor)
+    except ValueError:
+        raise ValueError(f"{factor!r} is not a number to multiply {token} by") from None
     pairs = []
     for item in filter(None, (selector or "").split(",")):
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             raise ValueError(f"selector {item!r} is not key=value")
         pairs.append((key.strip(), value.strip()))
-    return Side(token, None, tuple(sorted(pairs)))
+    return Side(token, None, tuple(sorted(pairs)), times)
 
 
 def parse(text: str) -> Expectation:
@@ -76,8 +94,8 @@ def parse(text: str) -> Expectation:
     if not match:
         raise ValueError(f"{text!r} is not 'LEFT OP RIGHT' with OP one of {' '.join(OPS)} "
                          "(e.g. 'final.val/acc >= 0.9')")
-    left_token, left_sel, op, right_token, right_sel = match.groups()
-    left, right = _side(left_token, left_sel), _side(right_token, right_sel)
+    left_factor, left_token, left_sel, op, right_factor, right_token, right_sel = match.groups()
+    left, right = _side(left_factor, left_token, left_sel), _side(right_factor, right_token, right_sel)
     if left.path is None and right.path is None:
         raise ValueError(f"{text!r} compares two numbers; one side must be a summary.json path")
     return Expectation(text.strip(), left, op, right)
@@ -137,8 +155,8 @@ def check_run(expectations: list[str], summary: dict[str, Any]) -> list[dict[str
         sides = [s for s in (e.left, e.right) if s.path is not None]
         if e.across_jobs or not all(_matches(s.select, labels) for s in sides):
             continue
-        left = e.left.number if e.left.path is None else value_at(summary, e.left.path)
-        right = e.right.number if e.right.path is None else value_at(summary, e.right.path)
+        left = e.left.number if e.left.path is None else e.left.scaled(value_at(summary, e.left.path))
+        right = e.right.number if e.right.path is None else e.right.scaled(value_at(summary, e.right.path))
         results.append({"expect": e.text, "left": left, "right": right, "pass": _compare(e, left, right)})
     return results
 
@@ -170,7 +188,7 @@ def check_sweep(expectations: list[str], summaries: list[dict[str, Any]]) -> lis
                         continue
                     picked = [value_at(s, side.path) for s in jobs if _matches(side.select, labels_of(s))]
                     picked = [v for v in picked if isinstance(v, (int, float))]
-                    sides.append(mean(picked) if picked else None)
+                    sides.append(side.scaled(mean(picked)) if picked else None)
                 values[seed] = sides
                 per_seed[seed] = _compare(e, *sides)
         passed = _all(list(per_seed.values()))

@@ -80,3 +80,22 @@ def test_a_boolean_selector_matches_the_spelling_a_sweep_gives_its_jobs():
     assert check_run(["final.train/loss[model.skip=TRUE] < 1"], job("true", 0.1))[0]["pass"] is True
     (other,) = check_sweep(["final.train/loss[model.skip=yes] < 1"], [job("True", 0.1)])
     assert other["pass"] is None  # only the spellings of one boolean match each other
+
+
+def test_a_factor_multiplies_a_path_for_orders_of_magnitude_claims():
+    claim = "100 * final.val/loss[model=rnn] < final.val/loss[model=lstm]"
+    e = parse(claim)
+    assert e.across_jobs and e.left.factor == 100 and str(e.left) == "100 * final.val/loss[model=rnn]"
+    jobs = [summary("rnn", 0, 0.1, 0.001), summary("lstm", 0, 0.9, 0.2),  # seed 0: 0.1 < 0.2, holds
+            summary("rnn", 1, 0.1, 0.01), summary("lstm", 1, 0.9, 0.2)]  # seed 1: 1.0 < 0.2, fails
+    (result,) = check_sweep([claim], jobs)
+    assert result["per_seed"] == {"0": True, "1": False} and result["pass"] is False
+    assert result["values"]["1"] == pytest.approx([1.0, 0.2])
+    assert check_run(["2 * final.val/acc > 1"], summary("mlp", 0, 0.6, 0.3))[0]["pass"] is True
+    assert check_run(["2 * final.val/acc > 1"], summary("mlp", 0, 0.4, 0.3))[0]["pass"] is False
+
+
+@pytest.mark.parametrize("bad", ["2 * 3 < final.val/acc", "final.val/acc < 10 * 0.5"])
+def test_a_factor_of_a_number_is_refused(bad):
+    with pytest.raises(ValueError, match="a factor multiplies a summary.json path"):
+        parse(bad)
