@@ -6,7 +6,7 @@ torch reference, and reports the largest absolute difference over every output
 and gradient it compares. Exit code 0 only when every row passes.
 
 The comparisons live in check_feedforward.py (backprop, SGD/Adam, perceptron) and
-check_sequence.py (LSTM, attention); a row and how its error is measured in check_row.py.
+check_sequence.py (LSTM, plain RNN, attention); a row and how its error is measured in check_row.py.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ USAGE = """\
 usage: nnexp check [-h]
 
 Compare the from-scratch references in nnexp/scratch/ (the course seed's backpropagation,
-LSTM cell, attention, SGD/Adam, perceptron rule) with torch on random float64 inputs
+LSTM and RNN cells, attention, SGD/Adam, perceptron rule) with torch on random float64 inputs
 (fixed seed) and print one row per comparison: max abs error, tolerance, PASS/FAIL.
 Exit code 0 if every row passes, 1 otherwise.
 """
@@ -39,6 +39,7 @@ CHECKS: list[tuple[str, Callable[[], list[Row]]]] = [
     ("SGD per sample (seed)", feedforward.check_sgd_per_sample),
     ("LSTM standard form", sequence.check_lstm_standard),
     ("LSTM seed form", sequence.check_lstm_seed),
+    ("RNN (Elman) cell", sequence.check_rnn),
     ("attention", sequence.check_attention),
     ("multi-head attention", sequence.check_multi_head_attention),
     ("optimizers", feedforward.check_optimizers),

@@ -1,4 +1,4 @@
-"""`nnexp check`'s sequence comparisons: the LSTM (standard and seed form), attention and
+"""`nnexp check`'s sequence comparisons: the LSTM (standard and seed form), the plain RNN, attention and
 multi-head attention, each against torch in float64."""
 
 from __future__ import annotations
@@ -8,38 +8,53 @@ from nnexp.check_row import TOL_GRAD, Row, max_abs_error
 # --------------------------------------------------------------------------- LSTM
 
 
-def check_lstm_standard() -> list[Row]:
+def _against_torch(ours, ref, states: int, label: str, what: str) -> list[Row]:  # noqa: ANN001
+    """Outputs, final states and the gradients of inputs, initial states and every weight, ours vs torch's
+    (a bidirectional recurrence of 2 layers in float64; d/d b_ih = d/d (b_ih + b_hh))."""
     import torch
+
+    B, T = 3, 6
+    x = torch.randn(B, T, ref.input_size, dtype=torch.float64)
+    initial = [torch.randn(ref.num_layers * 2, B, ref.hidden_size, dtype=torch.float64) for _ in range(states)]
+    r_out = torch.randn(B, T, 2 * ref.hidden_size, dtype=torch.float64)
+    r_states = [torch.randn_like(s) for s in initial]
+
+    def run(model, names: list[str]) -> tuple[list, list]:  # noqa: ANN001
+        inputs = [t.clone().requires_grad_() for t in (x, *initial)]
+        out, final = model(inputs[0], tuple(inputs[1:]) if states > 1 else inputs[1])
+        final = list(final) if states > 1 else [final]
+        loss = (out * r_out).sum() + sum((f * r).sum() for f, r in zip(final, r_states, strict=True))
+        params = [getattr(model, n) for n in names]
+        return [out.detach(), *(f.detach() for f in final)], list(torch.autograd.grad(loss, inputs + params))
+
+    ours_names, ref_names = [], []
+    for layer in range(ref.num_layers):
+        for d in range(2):
+            sfx = ours._suffix(layer, d)
+            ours_names += [f"weight_x{sfx}", f"weight_h{sfx}", f"bias{sfx}"]
+            ref_names += [f"weight_ih{sfx}", f"weight_hh{sfx}", f"bias_ih{sfx}"]
+    ours_fwd, ours_grads = run(ours, ours_names)
+    ref_fwd, ref_grads = run(ref, ref_names)
+    return [Row(f"{label}: outputs", what, max_abs_error(ours_fwd, ref_fwd), TOL_GRAD),
+            Row(f"{label}: grads", what, max_abs_error(ours_grads, ref_grads), TOL_GRAD)]
+
+
+def check_lstm_standard() -> list[Row]:
     from torch import nn
 
     from nnexp.scratch import lstm as sl
 
-    B, T, F_in, H, layers = 3, 6, 4, 5, 2
-    ref = nn.LSTM(F_in, H, num_layers=layers, bidirectional=True, batch_first=True).double()
-    ours = sl.ScratchLSTM.from_torch(ref)
-    x = torch.randn(B, T, F_in, dtype=torch.float64)
-    h0 = torch.randn(layers * 2, B, H, dtype=torch.float64)
-    c0 = torch.randn(layers * 2, B, H, dtype=torch.float64)
-    r_out, r_h, r_c = torch.randn(B, T, 2 * H, dtype=torch.float64), torch.randn_like(h0), torch.randn_like(c0)
+    ref = nn.LSTM(4, 5, num_layers=2, bidirectional=True, batch_first=True).double()
+    return _against_torch(sl.ScratchLSTM.from_torch(ref), ref, 2, "LSTM standard", "nn.LSTM, 2 layers, bidir.")
 
-    def run(model, names: list[str]) -> tuple[list, list]:  # noqa: ANN001
-        inputs = [t.clone().requires_grad_() for t in (x, h0, c0)]
-        out, (h, c) = model(inputs[0], (inputs[1], inputs[2]))
-        loss = (out * r_out).sum() + (h * r_h).sum() + (c * r_c).sum()
-        params = [getattr(model, n) for n in names]
-        return [out.detach(), h.detach(), c.detach()], list(torch.autograd.grad(loss, inputs + params))
 
-    ours_names, ref_names = [], []
-    for layer in range(layers):
-        for d in range(2):
-            sfx = sl.ScratchLSTM._suffix(layer, d)
-            ours_names += [f"weight_x{sfx}", f"weight_h{sfx}", f"bias{sfx}"]
-            ref_names += [f"weight_ih{sfx}", f"weight_hh{sfx}", f"bias_ih{sfx}"]  # d/d b_ih = d/d (b_ih + b_hh)
-    ours_fwd, ours_grads = run(ours, ours_names)
-    ref_fwd, ref_grads = run(ref, ref_names)
-    what = "nn.LSTM, 2 layers, bidir."
-    return [Row("LSTM standard: outputs", what, max_abs_error(ours_fwd, ref_fwd), TOL_GRAD),
-            Row("LSTM standard: grads", what, max_abs_error(ours_grads, ref_grads), TOL_GRAD)]
+def check_rnn() -> list[Row]:
+    from torch import nn
+
+    from nnexp.scratch import rnn as sr
+
+    ref = nn.RNN(4, 5, num_layers=2, bidirectional=True, batch_first=True).double()
+    return _against_torch(sr.ScratchRNN.from_torch(ref), ref, 1, "RNN (Elman)", "nn.RNN, 2 layers, bidir.")
 
 
 def _seed_equations(x, h0, c0, weights: list):  # noqa: ANN001, ANN202

@@ -8,7 +8,7 @@ import time
 import torch
 
 from nnexp import check
-from nnexp.scratch import backprop, lstm, optim, perceptron
+from nnexp.scratch import backprop, lstm, optim, perceptron, rnn
 
 
 def test_check_passes_and_prints_a_row_per_comparison(capsys):
@@ -82,6 +82,15 @@ def test_the_seed_form_with_torch_gate_order_fails(monkeypatch, capsys):
     monkeypatch.setattr(lstm, "lstm_cell", swapped)
     failed = _broken_failures(capsys)
     assert len(failed) >= 1 and all("LSTM seed form" in line for line in failed)
+
+
+def test_an_rnn_cell_without_its_recurrent_term_fails(monkeypatch, capsys):
+    def no_memory(x, h, w_x, w_h, b):  # noqa: ANN001, ANN202 - forgets h_{t-1}: a feed-forward layer per step
+        return torch.tanh(x @ w_x.T + b)
+
+    monkeypatch.setattr(rnn, "rnn_cell", no_memory)
+    failed = _broken_failures(capsys)
+    assert len(failed) >= 1 and all("RNN (Elman)" in line for line in failed)
 
 
 def test_a_crashing_component_is_a_failed_row_with_its_error(monkeypatch, capsys):

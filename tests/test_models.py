@@ -21,7 +21,7 @@ BATCH = 8
 # Models that read only some data (their own tests: tests/test_models_zoo.py):
 ONE_OUTPUT = {"perceptron", "sigmoid_unit"}  # two classes, one output
 IMAGES_ONLY = {"lenet5", "resnet"}  # inputs (C, H, W)
-SEQUENCES_ONLY = {"lstm", "transformer"}  # inputs (T, F) (tokens: tests/test_sequences.py)
+SEQUENCES_ONLY = {"lstm", "rnn", "transformer"}  # inputs (T, F) (tokens: tests/test_sequences.py)
 GRID = [(n, s, k) for n in MODELS for s in INPUT_SHAPES for k in NUM_OUTPUTS
         if (n not in ONE_OUTPUT or k == 1) and (n not in IMAGES_ONLY or len(s) == 3)
         and (n not in SEQUENCES_ONLY or len(s) == 2)]

@@ -152,6 +152,9 @@ def test_multi_head_attention_equals_torch_with_mapped_weights():
     ["model=transformer", "dataset=adding"],
     ["model=lstm", "dataset=parity"],
     ["model=transformer", "dataset=copy"],
+    ["model=rnn", "dataset=adding"],
+    ["model=rnn", "dataset=parity"],
+    ["model=rnn", "model.cell=scratch", "dataset=copy", "model.num_layers=2", "regularizer.dropout=0.2"],
 ])
 def test_sequence_runs_from_the_cli(run_cli, tmp_path, args):
     code, _, err = run_cli("train", *args, "trainer.epochs=2", "trainer.progress=none",
@@ -184,6 +187,9 @@ def test_transformer_on_a_text_file(run_cli, tmp_path):
     (["model=lstm", "model.cell=gru", "dataset=adding"], "model.cell='gru' is out of range"),
     (["model=lstm", "model.hidden_size=0", "dataset=adding"], "model.hidden_size=0 is out of range"),
     (["dataset=copy", "model=lstm", "dataset.delay=-1"], "dataset.delay=-1 is out of range"),
+    (["model=rnn", "dataset=digits"], "rnn needs sequences"),
+    (["model=rnn", "model.cell=seed", "dataset=adding"], "model.cell='seed' is out of range"),
+    (["model=rnn", "model.bidirectional=true", "dataset=text", "dataset.path=README.md"], "bidirectional=true"),
 ])
 def test_bad_sequence_setups_exit_2(run_cli, tmp_path, args, expected):
     (tmp_path / "README.md").write_text("some text to read " * 50)

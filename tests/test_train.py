@@ -155,6 +155,7 @@ PARTNER = {
     **{f"dataset={d}": "model=lstm dataset.n_samples=200" for d in SEQUENCE_DATA},
     "dataset=text": "model=lstm dataset.path=corpus.txt dataset.seq_len=16",
     "model=lstm": "dataset=adding dataset.n_samples=200",
+    "model=rnn": "dataset=adding dataset.n_samples=200",
     "model=transformer": "dataset=adding dataset.n_samples=200",
     "model=perceptron": "dataset=xor",
     "model=sigmoid_unit": "dataset=xor",

@@ -20,6 +20,7 @@ INITS = ("torch", "he", "xavier")
 POOLS = {"max": "MaxPool2d", "avg": "AvgPool2d"}  # LeNet-5's subsampling: name -> torch.nn class
 FITS = ("pad", "resize")  # how LeNet-5's inputs reach 32x32
 CELLS = ("torch", "standard", "seed")  # the LSTM's recurrence: torch.nn.LSTM or nnexp/scratch/lstm.py
+RNN_CELLS = ("torch", "scratch")  # the plain RNN's recurrence: torch.nn.RNN or nnexp/scratch/rnn.py
 
 
 def dropout_rate(dropout: Any) -> None:
@@ -60,15 +61,26 @@ def resnet(*, depth: Any, width: Any, skip: Any, activation: Any, dropout: Any) 
     dropout_rate(dropout)
 
 
-@checks("nnexp.models.lstm.LSTM")
-def lstm(*, hidden_size: Any, num_layers: Any, bidirectional: Any, dropout: Any, cell: Any,
-         embed_dim: Any) -> None:
+def _recurrent(hidden_size: Any, num_layers: Any, bidirectional: Any, dropout: Any, cell: Any, embed_dim: Any,
+               cells: tuple[str, ...]) -> None:
     check_int("hidden_size", hidden_size, 1)
     check_int("num_layers", num_layers, 1)
     check_bool("bidirectional", bidirectional)
     dropout_rate(dropout)
-    check_choice("cell", cell, CELLS)
+    check_choice("cell", cell, cells)
     check_int("embed_dim", embed_dim, 1)
+
+
+@checks("nnexp.models.lstm.LSTM")
+def lstm(*, hidden_size: Any, num_layers: Any, bidirectional: Any, dropout: Any, cell: Any,
+         embed_dim: Any) -> None:
+    _recurrent(hidden_size, num_layers, bidirectional, dropout, cell, embed_dim, CELLS)
+
+
+@checks("nnexp.models.rnn.RNN")
+def rnn(*, hidden_size: Any, num_layers: Any, bidirectional: Any, dropout: Any, cell: Any,
+        embed_dim: Any) -> None:
+    _recurrent(hidden_size, num_layers, bidirectional, dropout, cell, embed_dim, RNN_CELLS)
 
 
 @checks("nnexp.models.transformer.Transformer")
