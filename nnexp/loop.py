@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from nnexp import step_gradients
 from nnexp.anomaly import AnomalyWatch
 from nnexp.data import Data, Split
 from nnexp.distributed import SINGLE, Dist
@@ -264,6 +265,9 @@ def fit(
                    "val/acc": val_acc, "lr": lr, "seconds": time.perf_counter() - start,
                    "grad_norm/first_layer": stats.grad_norm_first if whole else None,
                    "grad_norm/last_layer": stats.grad_norm_last if whole else None}
+        if step_gradients.measures(_unwrapped(model)):  # recurrent: how much gradient reaches step 1
+            metrics["grad_norm/first_step"] = (
+                float(step_gradients.step_norms(_unwrapped(model), data.val, objective)[0]) if whole else None)
         result.history.append({"epoch": epoch, **metrics})
         result.epochs_run = state.epoch = epoch
         if diverged is None and not (math.isfinite(stats.loss) and math.isfinite(val_loss)):

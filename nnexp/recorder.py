@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from nnexp import __version__, openmp, pictures, record
+from nnexp import __version__, openmp, pictures, record, step_gradients
 from nnexp.build import Components
 from nnexp.checkpoint import BackgroundWriter, rng_state, save_checkpoint, snapshot
 from nnexp.checks import split_override
@@ -87,7 +87,8 @@ class Recorder:
             raise WriteError(self.run_dir, exc) from exc
         self.folder = RunFolder(self.run_dir)
         self.tracker = Tracker(self.run_dir, classification=p.objective.correct is not None,
-                               resume_epoch=p.state.epoch if self.resumed else None, tensorboard=trainer.tensorboard)
+                               resume_epoch=p.state.epoch if self.resumed else None, tensorboard=trainer.tensorboard,
+                               recurrent=step_gradients.measures(p.model))
         for line in self.tracker.warnings:
             log.warning(line)
         if trainer.tensorboard and trainer.log_every_n_steps:
@@ -172,13 +173,18 @@ class Recorder:
         self.tracker.log_scalars("eval", self.env_eval["values"], epoch)
 
     def draw(self, step: int) -> None:
-        """The IMAGES tab: the decision boundary (2-D data), each attention layer's heads (transformers)."""
+        """The IMAGES tab: the decision boundary (2-D data), each attention layer's heads (transformers), the
+        gradient reaching each time step (recurrent models)."""
         p = self.parts
         if self.boundary:
             self.tracker.log_image("pictures/decision_boundary", pictures.decision_boundary(p.model, p.data, p.device),
                                    step)
         for i, image in enumerate(pictures.attention_maps(p.model, p.data.val.x[:1])):
             self.tracker.log_image(f"pictures/attention/layer{i}", image, step)
+        if step_gradients.measures(p.model):
+            norms = step_gradients.step_norms(p.model, p.data.val, p.objective).tolist()
+            title = f"{self.ctx.choices.get('model', 'model')}: gradient reaching each step, epoch {step}"
+            self.tracker.log_image("pictures/step_gradients", step_gradients.draw(norms, title), step)
 
     def histograms(self, step: int) -> None:
         """The HISTOGRAMS tab (weights/, grads/) and grad_norm/<param>; p.grad: the last step's gradients."""

@@ -163,8 +163,11 @@ class Run:
 def _metrics_at(history: list[dict[str, Any]], epoch: int) -> dict[str, Any]:
     for row in history:
         if row["epoch"] == epoch:
-            return {k: row.get(k) for k in ("train/loss", "val/loss", "train/acc", "val/acc",
+            kept = {k: row.get(k) for k in ("train/loss", "val/loss", "train/acc", "val/acc",
                                              "grad_norm/first_layer", "grad_norm/last_layer")}
+            if "grad_norm/first_step" in row:  # recurrent models (nnexp/step_gradients.py)
+                kept["grad_norm/first_step"] = row["grad_norm/first_step"]
+            return kept
     return {}
 
 

@@ -30,6 +30,8 @@ from nnexp.output import RunFolder
 CSV_COLUMNS = ("epoch", "train/loss", "val/loss", "train/acc", "val/acc", "lr", "seconds",
                "grad_norm/first_layer", "grad_norm/last_layer")
 SCALARS = ("train/loss", "val/loss", "train/acc", "val/acc", "lr", "grad_norm/first_layer", "grad_norm/last_layer")
+# recurrent models (lstm, rnn) add one column and curve: dLoss/dx_1's norm (nnexp/step_gradients.py)
+RECURRENT_COLUMNS = ("grad_norm/first_step",)
 # the HPARAMS tab shows, for each metric, the last value of that per-epoch curve: the final epoch's, and
 # best/<monitor>, the best value so far (nnexp/recorder.py): no one-point charts of their own in SCALARS
 HPARAM_CURVES = ("train/loss", "val/loss", "train/acc", "val/acc")
@@ -50,11 +52,12 @@ def _events(method: Callable[..., Any]) -> Callable[..., Any]:
 
 class Tracker:
     def __init__(self, run_dir: Path, *, classification: bool, resume_epoch: int | None = None,
-                 tensorboard: bool = True) -> None:
+                 tensorboard: bool = True, recurrent: bool = False) -> None:
         """``resume_epoch``: continuing a run whose checkpoint is at that epoch. Anything logged after it (a
         kill can land between logging an epoch and saving its checkpoint) is dropped: CSV rows here, and
         TensorBoard events through ``purge_step``, so the curves read as one uninterrupted run.
-        ``tensorboard=False``: no event file; metrics.csv is written all the same.
+        ``tensorboard=False``: no event file; metrics.csv is written all the same. ``recurrent``: the model
+        measures ``grad_norm/first_step`` (a column and a curve more).
 
         A file that cannot be written (disk full) raises WriteError naming it, here and in every method;
         RunFolderGone if the run folder was removed (nnexp/output.py)."""
@@ -65,6 +68,8 @@ class Tracker:
             raise WriteError(self.run_dir, exc) from exc
         self.folder = RunFolder(self.run_dir)
         self.csv_path = self.run_dir / "metrics.csv"
+        self.columns = CSV_COLUMNS + (RECURRENT_COLUMNS if recurrent else ())
+        self.scalars = SCALARS + (RECURRENT_COLUMNS if recurrent else ())
         self.writer: Any = _NoWriter()
         self._csv_file = None
         self.warnings: list[str] = []  # what a resumed run found wrong with its files (a line each)
@@ -91,16 +96,16 @@ class Tracker:
             kept = self._rows_up_to(path, resume_epoch) if resume_epoch is not None else []
             if kept:  # rewritten whole (atomically), then appended to
                 text = io.StringIO()
-                csv.writer(text).writerows([list(CSV_COLUMNS), *kept])
+                csv.writer(text).writerows([list(self.columns), *kept])
                 atomic_write(path, text.getvalue().encode())
             self._csv_file = open(path, "a" if kept else "w", newline="")  # noqa: SIM115 - open for the run
             self._csv = csv.writer(self._csv_file)
             if not kept:
-                self._csv.writerow(CSV_COLUMNS)
+                self._csv.writerow(self.columns)
             self._csv_file.flush()
 
     def _rows_up_to(self, path: Path, epoch: int) -> list[list[str]]:
-        """The rows of an existing metrics.csv for epochs 1..epoch, in CSV_COLUMNS order. A file that cannot be
+        """The rows of an existing metrics.csv for epochs 1..epoch, in this run's column order. A file that cannot be
         read as CSV is set aside (renamed, never deleted) and the run goes on with a new one; either way a
         missing curve is said in ``warnings``."""
         if epoch < 1:
@@ -119,7 +124,7 @@ class Tracker:
         if len(rows) < epoch:
             self.warnings.append(f"{path.name} has rows for {len(rows)} of the {epoch} epochs trained before this "
                                  "resume; the others are missing from it")
-        return [[r.get(c) or "" for c in CSV_COLUMNS] for r in rows]
+        return [[r.get(c) or "" for c in self.columns] for r in rows]
 
     @property
     def events_path(self) -> Path | None:
@@ -152,12 +157,12 @@ class Tracker:
 
     def log_epoch(self, epoch: int, metrics: dict[str, float | None]) -> None:
         with self._writing(None):
-            for tag in SCALARS:
+            for tag in self.scalars:
                 value = metrics.get(tag)
                 if value is not None:
                     self.writer.add_scalar(tag, value, epoch)
         with self._writing(self.csv_path):
-            self._csv.writerow([epoch] + [_cell(metrics.get(c)) for c in CSV_COLUMNS[1:]])
+            self._csv.writerow([epoch] + [_cell(metrics.get(c)) for c in self.columns[1:]])
             self._csv_file.flush()
 
     @_events
