@@ -1,12 +1,15 @@
-"""Re-make the README's pictures from real runs: python docs/make_figures.py [moons] [attention] [report] [resnet_depth]
+"""Re-make the README's pictures from real runs:
+python docs/make_figures.py [moons] [attention] [report] [resnet_depth] [lstm_vs_rnn]
 
-(All four: about 5 minutes on 2 CPU cores.)
+(All five: about 7 minutes on 2 CPU cores.)
 
 - docs/tensorboard_moons.png: the IMAGES tab of `nnexp train dataset=moons model.hidden=[16,16]`,
   the decision boundary at three steps of its slider, and the validation confusion matrix.
 - docs/tensorboard_attention.png: the attention maps of `nnexp train model=transformer dataset=adding`.
 - docs/report.png: `nnexp report` of `nnexp train experiment=mitigations`.
 - docs/resnet_depth.png: `nnexp report` of `nnexp train experiment=resnet_depth`.
+- docs/lstm_vs_rnn.png: the IMAGES tab's pictures/step_gradients of the RNN and the LSTM at T=50 (seed 0,
+  last epoch) of `nnexp train experiment=lstm_vs_rnn`.
 
 Each picture is read back from the run's TensorBoard event file (or the report's PNG), exactly
 what a user sees.
@@ -56,7 +59,7 @@ def panel(pictures: list[tuple[str, Image.Image]], path: Path, width: float, sta
 
 
 def main() -> int:
-    which = set(sys.argv[1:]) or {"moons", "attention", "report", "resnet_depth"}
+    which = set(sys.argv[1:]) or {"moons", "attention", "report", "resnet_depth", "lstm_vs_rnn"}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         if "moons" in which:
@@ -67,6 +70,8 @@ def main() -> int:
             report(root / "mitigations", "mitigations", DOCS / "report.png")
         if "resnet_depth" in which:
             report(root / "resnet_depth", "resnet_depth", DOCS / "resnet_depth.png")
+        if "lstm_vs_rnn" in which:
+            lstm_vs_rnn(root / "lstm_vs_rnn")
     return 0
 
 
@@ -86,14 +91,30 @@ def attention(root: Path) -> None:
           DOCS / "tensorboard_attention.png", width=12, stacked=True)
 
 
-def report(root: Path, preset: str, path: Path) -> None:
-    """The report.png of a preset's sweep, as `nnexp report` writes it."""
+def sweep_of(root: Path, preset: str) -> Path:
+    """The folder of a preset's sweep, run in ``root``, with its report written."""
     root.mkdir()
     nnexp("train", f"experiment={preset}", cwd=root)
     (sweep,) = (root / "outputs" / "multirun").glob("*/*")
     subprocess.run([sys.executable, "-m", "nnexp", "report", str(sweep)], check=True, stdout=subprocess.DEVNULL)
-    shutil.copy(sweep / "report.png", path)
+    return sweep
+
+
+def report(root: Path, preset: str, path: Path) -> None:
+    """The report.png of a preset's sweep, as `nnexp report` writes it."""
+    shutil.copy(sweep_of(root, preset) / "report.png", path)
     print(f"wrote {path}")
+
+
+def lstm_vs_rnn(root: Path) -> None:
+    sweep = sweep_of(root, "lstm_vs_rnn")
+    pictures = []
+    for model in ("rnn", "lstm"):  # the job folders are named by their overrides
+        (job,) = [d for d in sweep.iterdir() if f"model={model}" in d.name and "dataset.length=50" in d.name
+                  and "trainer.seed=0" in d.name]
+        step, image = images(job, "pictures/step_gradients")[-1]
+        pictures.append((f"{model}, adding T=50, seed 0: pictures/step_gradients, epoch {step}", image))
+    panel(pictures, DOCS / "lstm_vs_rnn.png", width=12)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ def test_every_preset_names_its_command_and_claim():
     pytest.param(["experiment=cnn_vs_mlp"], 6, marks=pytest.mark.slow),
     pytest.param(["experiment=rl_approximators"], 12, marks=pytest.mark.slow),  # about 1 minute, collection included
     pytest.param(["experiment=resnet_depth"], 12, marks=pytest.mark.slow),  # about 1.5 minutes
+    pytest.param(["experiment=lstm_vs_rnn"], 12, marks=pytest.mark.slow),  # about 2 minutes
 ])
 def test_preset_claims_hold_for_seeds_0_1_2(run_cli, tmp_path, args, jobs):
     code, out, err = run_cli("train", *args, "trainer.progress=none")
@@ -98,3 +99,21 @@ def test_resnet_depth_claims_select_its_jobs(run_cli, tmp_path):
     claims = _claims(summaries)
     assert len(claims) == 4 and all(None not in claim["values"]["0"] for claim in claims), claims
     assert claims[-1]["expect"].startswith("num_params") and claims[-1]["pass"] is True  # twins: same weights
+
+
+def test_lstm_vs_rnn_claims_select_its_jobs_and_read_the_first_step_gradient(run_cli, tmp_path):
+    """One short epoch of each job (seed 0): every claim finds its jobs, and the gradient claim has numbers."""
+    code, _, err = run_cli("train", "experiment=lstm_vs_rnn", "trainer.seed=0", "trainer.epochs=1",
+                           "dataset.n_samples=100", "trainer.progress=none", "trainer.threads=1")
+    assert code == 0, err
+    summaries = _summaries(tmp_path)
+    assert sorted((s["choices"]["model"], s["overrides"][1]) for s in summaries) == [
+        ("lstm", "dataset.length=10"), ("lstm", "dataset.length=50"),
+        ("rnn", "dataset.length=10"), ("rnn", "dataset.length=50")]
+    assert all(s["final"]["grad_norm/first_step"] > 0 for s in summaries)
+    claims = _claims(summaries)
+    assert len(claims) == 7 and all(claim["pass"] is not None for claim in claims), claims
+    gradient = claims[-1]
+    assert gradient["expect"].startswith("100 * final.grad_norm/first_step[model=rnn")
+    rnn_50 = next(s for s in summaries if s["choices"]["model"] == "rnn" and "dataset.length=50" in s["overrides"])
+    assert gradient["values"]["0"][0] == pytest.approx(100 * rnn_50["final"]["grad_norm/first_step"])
