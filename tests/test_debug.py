@@ -17,7 +17,7 @@ from nnexp.data import Data, Split, limit
 QUICK = ["trainer.progress=none", "trainer.threads=1"]
 MODELS = sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml"))
 # a dataset each model can read (the default, digits, is images with 10 classes)
-DATASET = {"perceptron": "moons", "sigmoid_unit": "xor", "lstm": "adding", "transformer": "adding"}
+DATASET = {"perceptron": "moons", "sigmoid_unit": "xor", "lstm": "adding", "rnn": "adding", "transformer": "adding"}
 
 
 def _epochs(run_dir: Path) -> list[str]:

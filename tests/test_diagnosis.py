@@ -229,7 +229,7 @@ def test_a_model_with_hidden_layers_is_never_cannot_separate():
 
 MODELS = sorted(p.stem for p in (config.config_dir() / "model").glob("*.yaml"))
 # sequence models read sequences, the single units two classes; the image models run on the default digits
-DATASET = {"lstm": "dataset=adding", "transformer": "dataset=adding", "perceptron": "dataset=xor",
+DATASET = {"lstm": "dataset=adding", "rnn": "dataset=adding", "transformer": "dataset=adding", "perceptron": "dataset=xor",
            "sigmoid_unit": "dataset=xor"}
 RUNS = [(f"model={m}", *([DATASET[m]] if m in DATASET else [])) for m in MODELS] + [
     # the optimizers and regularizers that change what a cure may say
