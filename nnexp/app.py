@@ -175,7 +175,7 @@ def task(cfg: DictConfig) -> float | None:
     try:
         # keys, ranges and the components' options, before torch is imported: a bad trainer.resume is named
         # as such, not looked for
-        validate.check(cfg, ctx.choices)
+        validate.check(cfg, ctx.choices, ctx.overrides)
     except NnexpError as exc:
         if ctx.multirun:  # the sweep's table and reports list the job
             print(f"nnexp: error: {exc}", file=sys.stderr)
@@ -233,9 +233,9 @@ def _claimed(cfg: DictConfig, ctx: RunContext, claim: lifecycle.Claim, made_log:
     # raised otherwise before training is task()'s to handle, the same way.)
     try:
         with signals.exit_at_once(forget):
-            from nnexp.run import Run  # torch is imported here, only when a run starts
+            from nnexp.run import job as make_job  # torch is imported here, only when a run starts
 
-            job = Run(cfg, ctx, claim).setup()
+            job = make_job(cfg, ctx, claim).setup()
     except Exception as exc:  # before the run wrote anything: a config error, or one while building
         code, message = _report(exc, ctx)
         if ctx.multirun and claim.new_folder:  # the sweep keeps a record of the job: its table and reports list it

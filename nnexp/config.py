@@ -82,6 +82,7 @@ class TrainConf:
     model: Any = MISSING
     optimizer: Any = MISSING
     scheduler: Any = MISSING
+    agent: Any = None  # agent=dqn: learn from reward in an environment (nnexp/rl/); null: supervised training
     regularizer: RegularizerConf = field(default_factory=RegularizerConf)
     trainer: TrainerConf = field(default_factory=TrainerConf)
     loss: str = "auto"
@@ -140,11 +141,13 @@ def register(schema: type = TrainConf) -> None:
 LABEL_LENGTH = 80  # the readable end of a run folder's name, at most this long
 
 
-def run_label(model: str, dataset: str, overrides: str = "") -> str:
+def run_label(model: str, dataset: str, overrides: str = "", agent: str = "") -> str:
     """The readable end of a single run's folder name (``${nnexp_label:...}`` in train.yaml):
     ``mlp-moons`` then the other overrides as Hydra's override_dirname lists them, ``model.hidden=16,16``;
-    characters a shell or a file system would trip over dropped, at most LABEL_LENGTH characters."""
-    others = [o for o in str(overrides).split(",") if o and not o.startswith(("model=", "dataset="))]
+    characters a shell or a file system would trip over dropped, at most LABEL_LENGTH characters. An agent's run
+    (``agent``: its option) learns from no dataset: ``dqn-mlp``."""
+    learner = agent not in (None, "", "None")
+    others = [o for o in str(overrides).split(",") if o and not o.startswith(("model=", "dataset=", "agent="))]
     # override_dirname separates overrides by commas, and a list value holds commas too: rejoin its items
     parts: list[str] = []
     for item in others:
@@ -152,7 +155,8 @@ def run_label(model: str, dataset: str, overrides: str = "") -> str:
             parts[-1] += "," + item
         else:
             parts.append(item)
-    named = "-".join(str(c) for c in (model, dataset) if c not in (None, "", "None"))  # a group taken out: ~model
+    named = "-".join(str(c) for c in ((agent, model) if learner else (model, dataset))
+                     if c not in (None, "", "None"))  # a group taken out: ~model
     text = "_".join([named or "run", *parts])
     text = "".join(c for c in text.replace("/", "-").replace(" ", "_") if c.isalnum() or c in "._=,+-")
     return text[:LABEL_LENGTH].rstrip("_,=.-")

@@ -38,7 +38,10 @@ def live_in_notebook(console: Console) -> bool:
 
 class Reporter:
     """``mode``: rich (live bar), plain (one line per epoch), none (summary only), auto (rich on a TTY or in a
-    Jupyter notebook)."""
+    Jupyter notebook). An agent's run (nnexp/rl/recorder.py) counts evaluation rounds instead of epochs and has
+    its own line and summary."""
+
+    unit = "epoch"
 
     def __init__(self, mode: str = "auto", epochs: int = 1, title: str = "", run_dir: str = "") -> None:
         self.console = stdout_console()  # plain text: the sentences hold claims with brackets
@@ -53,7 +56,7 @@ class Reporter:
             self._heading()
         if self.mode == "rich":
             self._progress = Progress(
-                TextColumn("[bold]epoch"), MofNCompleteColumn(), BarColumn(),
+                TextColumn(f"[bold]{self.unit}"), MofNCompleteColumn(), BarColumn(),
                 TextColumn("{task.fields[metrics]}"), TimeElapsedColumn(),
                 console=self.console, transient=False,
             )
@@ -79,11 +82,14 @@ class Reporter:
     def epoch(self, epoch: int, metrics: dict[str, Any], improved: bool) -> None:
         mark = " *" if improved else ""
         if self.mode == "rich" and self._progress is not None:
-            self._progress.update(self._task, completed=epoch, metrics=_epoch_line(metrics) + mark)
+            self._progress.update(self._task, completed=epoch, metrics=self.line(metrics) + mark)
         elif self.mode == "plain":
             width = len(str(self.epochs))
-            print(f"epoch {epoch:>{width}}/{self.epochs}  {_epoch_line(metrics)}  lr {metrics['lr']:.3g}{mark}",
+            print(f"{self.unit} {epoch:>{width}}/{self.epochs}  {self.line(metrics)}  lr {metrics['lr']:.3g}{mark}",
                   flush=True)
+
+    def line(self, metrics: dict[str, Any]) -> str:
+        return _epoch_line(metrics)
 
     def summary(self, summary: dict[str, Any], words: list[str], logdir: str | None) -> None:
         """The final table (best vs final epoch), the verdict in words, and how to look at the curves."""

@@ -20,10 +20,10 @@ DISPLAY_KEYS = frozenset({"trainer.progress", "trainer.checkpoints", "trainer.ch
                           "trainer.resume", "trainer.resume_finished", "trainer.resume_config",
                           "trainer.tensorboard", "trainer.log_every_n_steps", "trainer.detect_anomaly"})
 # differences that do not make another run to continue: display keys, and the epoch budget (a run may grow)
-RESUMABLE_CHANGES = DISPLAY_KEYS | {"trainer.epochs"}
+RESUMABLE_CHANGES = DISPLAY_KEYS | {"trainer.epochs", "agent.total_steps"}  # an agent's step budget too
 # keys that came after runs were made without them, at the value that changes nothing: with it or without the key,
 # the same run (so a run from before them keeps its fingerprint, a resume continues it, a sweep run again skips it)
-NEUTRAL = {"trainer.limit_batches": 0, "trainer.overfit_batches": 0}
+NEUTRAL = {"trainer.limit_batches": 0, "trainer.overfit_batches": 0, "agent": None}
 
 
 def flat(node: Any, prefix: str = "") -> dict[str, Any]:

@@ -93,7 +93,10 @@ class RunSummary:
     best: dict[str, float | None] = field(default_factory=dict)  # ... and at the best epoch
     gap: dict[str, float | None] = field(default_factory=lambda: {"best": None, "final": None})
     test: dict[str, float | None] | None = None
-    eval: dict[str, float] | None = None  # rl datasets: the evaluation in the environment
+    eval: dict[str, float] | None = None  # rl datasets and agents: the evaluation in the environment
+    # agents (nnexp/rl/): env, algorithm, env_steps, episodes, threshold, and the env_steps, episodes and
+    # seconds at which eval/return first reached the threshold (None: never)
+    rl: dict[str, Any] | None = None
     diagnosis: dict[str, str] | None = None  # label, reason, suggestion
     num_params: int | None = None
     wall_seconds: float | None = None

@@ -341,8 +341,9 @@ class NullRecorder:
 
 def hparams(ctx: RunContext, seed: int | None) -> dict[str, Any]:
     """The run's group choices and every override, as flat values for the HPARAMS tab."""
-    out: dict[str, Any] = {g: ctx.choices[g] for g in ("model", "dataset", "optimizer", "regularizer", "scheduler")
-                           if ctx.choices.get(g) is not None}
+    groups = ("agent", "model", "optimizer") if ctx.choices.get("agent") else (
+        "model", "dataset", "optimizer", "regularizer", "scheduler")  # an agent learns from no dataset
+    out: dict[str, Any] = {g: ctx.choices[g] for g in groups if ctx.choices.get(g) is not None}
     out["trainer.seed"] = seed
     for item in ctx.overrides:
         key, value = split_override(item)

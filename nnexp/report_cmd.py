@@ -59,6 +59,9 @@ _CSV_COLUMNS = ("label", "n", "monitor", "best_mean", "best_std", "best_epoch_me
                 "gap_final_mean",
                 "gap_final_std", "val_acc_mean", "val_acc_std", "seconds_per_epoch_mean", "seconds_per_epoch_std",
                 "status", "diagnosis", "error")
+_RL_CSV_COLUMNS = ("eval_return_mean", "eval_return_std", "reached_threshold", "steps_to_threshold_mean",
+                   "steps_to_threshold_std", "seconds_to_threshold_mean", "seconds_to_threshold_std",
+                   "env_steps_mean", "env_steps_std")
 Stat = tuple[float | None, float | None]  # mean, std (std None for one value)
 
 
@@ -196,6 +199,12 @@ def summarize(config: Config, monitor: str) -> dict[str, Any]:
         "seconds": _stat([_num(j.get("seconds_per_epoch")) for j in jobs]),
         "status": ", ".join(f"{s} x{n}" for s, n in statuses.most_common()),
         "diagnosis": diagnosis,
+        # agents (nnexp/rl/): the final evaluation, and how long the seeds that reached the threshold took
+        "eval_return": _stat([_num(value_at(j, "eval.return")) for j in jobs]),
+        "reached": sum(_num(value_at(j, "rl.steps_to_threshold")) is not None for j in jobs),
+        "steps_to_threshold": _stat([_num(value_at(j, "rl.steps_to_threshold")) for j in jobs]),
+        "seconds_to_threshold": _stat([_num(value_at(j, "rl.seconds_to_threshold")) for j in jobs]),
+        "env_steps": _stat([_num(value_at(j, "rl.env_steps")) for j in jobs]),
     }
 
 
@@ -225,15 +234,21 @@ def check_claims(jobs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     return rows
 
 
-def write_csv(path: Path, rows: list[dict[str, Any]], failed: list[tuple[str, str, str, str]]) -> None:
+def write_csv(path: Path, rows: list[dict[str, Any]], failed: list[tuple[str, str, str, str]],
+              agents: bool = False) -> None:
+    """One row per configuration; agents' runs (``agents``) add the final evaluation and the threshold's numbers."""
+    extra = _RL_CSV_COLUMNS if agents else ()
     with open(path, "w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(_CSV_COLUMNS)
+        out.writerow(_CSV_COLUMNS + extra)
         for r in rows:
+            more = [*r["eval_return"], r["reached"], *r["steps_to_threshold"], *r["seconds_to_threshold"],
+                    *r["env_steps"]] if agents else []
             out.writerow([r["label"], r["n"], r["monitor"], *r["best"], r["best_epoch"], *r["final"], *r["gap"],
-                          *r["val_acc"], *r["seconds"], r["status"], r["diagnosis"], ""])
+                          *r["val_acc"], *r["seconds"], r["status"], r["diagnosis"], "", *more])
         for label, seed, status, error in failed:
-            out.writerow([f"{label} trainer.seed={seed}" if seed else label, 1, *[""] * 12, status, "", error])
+            out.writerow([f"{label} trainer.seed={seed}" if seed else label, 1, *[""] * 12, status, "", error,
+                          *[""] * len(extra)])
 
 
 def _summaries(args: list[str]) -> tuple[list[Path], list[Path]] | int:
@@ -282,7 +297,7 @@ def main(args: list[str]) -> int:
     title = f"nnexp report: {_count(len(jobs), 'job')}, {_count(len(rows), 'configuration')}" + (
         f" (shared: {' '.join(shared)})" if shared else "") + (f"; {_count(len(damaged), 'damaged job')} left out"
                                                                 if damaged else "")
-    _print(title, rows, failed, claims, monitor, mode)
+    _print(title, rows, failed, claims, monitor, mode, agents=_agents(done))
     _print_damaged(damaged)
     if paths[0].is_dir():
         csv_path, png_path = paths[0] / "report.csv", paths[0] / "report.png"
@@ -294,7 +309,7 @@ def main(args: list[str]) -> int:
             return 2
         failed += [(str(d.file.parent), "", "damaged", f"{d.file.name}: {d.reason}") for d in damaged]
         try:
-            write_csv(csv_path, rows, failed)
+            write_csv(csv_path, rows, failed, agents=_agents(done))
             plotted = write_plot(png_path, configs, rows, title)
             averaged = write_mean_runs(mean_dir, configs) if mean_dir is not None else 0
         except OSError as exc:
@@ -327,16 +342,45 @@ def _print_damaged(damaged: list[Damaged]) -> None:
             print(f"  {d.file}: {d.reason}")
 
 
+def _agents(jobs: list[dict[str, Any]]) -> bool:
+    """Runs of agents learning from reward (nnexp/rl/): their table has columns of its own."""
+    return bool(jobs) and all(j.get("rl") for j in jobs)
+
+
+def _reached(r: dict[str, Any], key: str) -> str:
+    """Mean ± std over the seeds that reached the threshold, and how many did when not all."""
+    if not r["reached"]:
+        return "never"
+    shown = _pm(r[key]) if key == "seconds_to_threshold" else _pm_int(r[key])
+    return shown if r["reached"] == r["n"] else f"{shown} ({r['reached']}/{r['n']})"
+
+
+def _pm_int(stat: Stat) -> str:
+    m, s = stat
+    return "-" if m is None else f"{m:,.0f}" + ("" if s is None else f" ± {s:,.0f}")
+
+
 def _print(title: str, rows: list[dict[str, Any]], failed: list[tuple[str, str, str, str]],
-           claims: list[tuple[str, str, str]], monitor: str, mode: str) -> None:
+           claims: list[tuple[str, str, str]], monitor: str, mode: str, agents: bool = False) -> None:
     console = stdout_console()  # a terminal's width; piped or captured, wide: one row per line in a log
-    print_configurations(
-        console, title, ("configuration", "n", f"best {monitor}", "best epoch", f"final {monitor}", "gap (final)",
-                         "val/acc (final)", "s/epoch", "status", "diagnosis"),
-        [(r["label"], str(r["n"]), _pm(r["best"]), _epoch(r["best_epoch"]), _pm(r["final"]), _pm(r["gap"]),
-          _pm(r["val_acc"]), _pm(r["seconds"]), r["status"], r["diagnosis"]) for r in rows],
-        order=f"sorted by best {monitor}, {'highest' if mode == 'max' else 'lowest'} first",
-        notes="mean ± std over seeds; gap = val/loss - train/loss")
+    order = f"sorted by best {monitor}, {'highest' if mode == 'max' else 'lowest'} first"
+    if agents:
+        print_configurations(
+            console, title, ("configuration", "n", f"best {monitor}", "best round", "final evaluation",
+                             "env steps to threshold", "s to threshold", "env steps", "status"),
+            [(r["label"], str(r["n"]), _pm(r["best"]), _epoch(r["best_epoch"]), _pm(r["eval_return"]),
+              _reached(r, "steps_to_threshold"), _reached(r, "seconds_to_threshold"), _pm_int(r["env_steps"]),
+              r["status"]) for r in rows],
+            order=order, notes="mean ± std over seeds; final evaluation: the return of the policy each run ends "
+                               "with over its final_eval_episodes (\"eval\" in summary.json); to threshold: "
+                               "over the seeds that reached it")
+    else:
+        print_configurations(
+            console, title, ("configuration", "n", f"best {monitor}", "best epoch", f"final {monitor}", "gap (final)",
+                             "val/acc (final)", "s/epoch", "status", "diagnosis"),
+            [(r["label"], str(r["n"]), _pm(r["best"]), _epoch(r["best_epoch"]), _pm(r["final"]), _pm(r["gap"]),
+              _pm(r["val_acc"]), _pm(r["seconds"]), r["status"], r["diagnosis"]) for r in rows],
+            order=order, notes="mean ± std over seeds; gap = val/loss - train/loss")
     if failed:
         what = "failed" if all(f[2] == Status.FAILED for f in failed) else "failed or unfinished"
         print_failed(console, f"{what} jobs: {len(failed)}",

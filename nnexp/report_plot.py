@@ -108,10 +108,15 @@ def write_plot(path: Path, configs: list[Any], rows: list[dict[str, Any]], title
     if not any(bands.values()):
         return False
     has_acc = any("val/acc" in b for b in bands.values())
+    agents = all("eval/return" in b for b in bands.values() if b)  # agents' runs (nnexp/rl/): rounds of steps
     # (title, y label, the curves it draws); validation loss has its own panel on a linear scale,
     # zoomed past the first epochs, where the differences between cures are a few hundredths
     panels = [("training loss", "loss", ("train/loss",)), ("validation loss", "loss", ("val/loss",))]
-    if has_acc:
+    if agents:
+        panels = [("evaluation return (greedy policy)", "return", ("eval/return",)),
+                  ("return of the training episodes", "return", ("train/episodic_return",))]
+        has_acc = False
+    elif has_acc:
         panels.append(("accuracy: train dashed, val solid", "accuracy", ("train/acc", "val/acc")))
     fig = Figure(figsize=(15 if has_acc else 11, 4.8), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
@@ -120,11 +125,13 @@ def write_plot(path: Path, configs: list[Any], rows: list[dict[str, Any]], title
     widths = [2.4 - 1.2 * i / max(1, len(rows) - 1) for i in range(len(rows))]  # equal curves stay visible
     for ax, (heading, ylabel, tags) in zip(axes, panels, strict=True):
         _draw_panel(ax, tags, [(bands.get(r["label"], {}), r["best_epoch"]) for r in rows], colors, widths)
-        ax.set(xlabel="epoch", ylabel=ylabel, title=heading)
+        ax.set(xlabel="round (agent.eval_every environment steps)" if agents else "epoch", ylabel=ylabel,
+               title=heading)
     handles = [Line2D([], [], color=color, linewidth=width, label=textwrap.fill(row["label"], 36))
                for row, color, width in zip(rows, colors, widths, strict=True)]
     handles += [Line2D([], [], color="grey", linestyle=s, label=t)
-                for s, t in (("--", "train (accuracy)"), ("-", "validation (accuracy)"), (":", "best epoch (mean)"))
+                for s, t in (("--", "train (accuracy)"), ("-", "validation (accuracy)"),
+                             (":", f"best {'round' if agents else 'epoch'} (mean)"))
                 if has_acc or s == ":"]
     handles.append(Patch(color="grey", alpha=_BAND_ALPHA, linewidth=0,
                          label="shaded: min..max over seeds" + ("\n(accuracy: val's)" if has_acc else "")))

@@ -43,14 +43,24 @@ def run(cfg: DictConfig, ctx: RunContext) -> RunSummary:
     """Train the configuration ``cfg`` (composed, without Hydra's own node) into ``ctx.run_dir``; returns the
     record that is also written to ``summary.json``. The folder's life-cycle rules hold (nnexp/lifecycle.py):
     a finished run there is returned as it is, a folder held by another process raises RunBusy."""
-    validate.check(cfg, ctx.choices)  # before the folder is claimed or any data loaded
+    validate.check(cfg, ctx.choices, ctx.overrides)  # before the folder is claimed or any data loaded
     claim = lifecycle.claim(ctx.run_dir, lifecycle.ask(cfg, chosen=True, multirun=ctx.multirun))
     try:
         if claim.done is not None:
             return claim.done
-        return Run(cfg, ctx.moved_to(claim.run_dir), claim).setup().train()
+        return job(cfg, ctx.moved_to(claim.run_dir), claim).setup().train()
     finally:
         claim.release()
+
+
+def job(cfg: DictConfig, ctx: RunContext, claim: lifecycle.Claim | None = None) -> Any:
+    """The run ``cfg`` asks for: an agent learning from reward (``agent=...``, nnexp/rl/runner.py), else
+    training on a dataset. Both have ``setup()`` and ``train()`` and keep the same contract."""
+    if cfg.get("agent") is not None:
+        from nnexp.rl.runner import AgentRun
+
+        return AgentRun(cfg, ctx, claim)
+    return Run(cfg, ctx, claim)
 
 
 class Run:

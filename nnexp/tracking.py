@@ -52,12 +52,17 @@ def _events(method: Callable[..., Any]) -> Callable[..., Any]:
 
 class Tracker:
     def __init__(self, run_dir: Path, *, classification: bool, resume_epoch: int | None = None,
-                 tensorboard: bool = True, recurrent: bool = False) -> None:
+                 tensorboard: bool = True, recurrent: bool = False, columns: tuple[str, ...] | None = None,
+                 layout: dict[str, Any] | None = None, purge_step: int | None = None,
+                 curves: tuple[str, ...] | None = None) -> None:
         """``resume_epoch``: continuing a run whose checkpoint is at that epoch. Anything logged after it (a
         kill can land between logging an epoch and saving its checkpoint) is dropped: CSV rows here, and
         TensorBoard events through ``purge_step``, so the curves read as one uninterrupted run.
         ``tensorboard=False``: no event file; metrics.csv is written all the same. ``recurrent``: the model
-        measures ``grad_norm/first_step`` (a column and a curve more).
+        measures ``grad_norm/first_step`` (a column and a curve more). An agent's run (nnexp/rl/) gives its own
+        ``columns`` (the first is ``epoch``: one row per evaluation round) and ``curves`` (those drawn per round), its
+        custom-scalars ``layout``, and ``purge_step``, the environment step its checkpoint is at (its curves are
+        drawn against environment steps, not rounds).
 
         A file that cannot be written (disk full) raises WriteError naming it, here and in every method;
         RunFolderGone if the run folder was removed (nnexp/output.py)."""
@@ -68,19 +73,20 @@ class Tracker:
             raise WriteError(self.run_dir, exc) from exc
         self.folder = RunFolder(self.run_dir)
         self.csv_path = self.run_dir / "metrics.csv"
-        self.columns = CSV_COLUMNS + (RECURRENT_COLUMNS if recurrent else ())
-        self.scalars = SCALARS + (RECURRENT_COLUMNS if recurrent else ())
+        self.columns = columns or CSV_COLUMNS + (RECURRENT_COLUMNS if recurrent else ())
+        self.scalars = curves if curves is not None else SCALARS + (RECURRENT_COLUMNS if recurrent else ())
+        self.layout = layout
         self.writer: Any = _NoWriter()
         self._csv_file = None
         self.warnings: list[str] = []  # what a resumed run found wrong with its files (a line each)
         try:
-            self._open(classification, resume_epoch, tensorboard)
+            self._open(classification, resume_epoch, tensorboard, purge_step)
         except BaseException:
             self._abandon()
             raise
 
-    def _open(self, classification: bool, resume_epoch: int | None, tensorboard: bool) -> None:
-        purge = None if resume_epoch is None else resume_epoch + 1
+    def _open(self, classification: bool, resume_epoch: int | None, tensorboard: bool, purge_step: int | None) -> None:
+        purge = None if resume_epoch is None else (purge_step if purge_step is not None else resume_epoch) + 1
         # events are buffered and written by the writer's own thread (at flush, or every flush_secs)
         if tensorboard:
             with self._writing(None):
@@ -89,6 +95,7 @@ class Tracker:
         layout = {"curves": {"loss": ["Multiline", ["train/loss", "val/loss", "best/val/loss"]]}}
         if classification:
             layout["curves"]["accuracy"] = ["Multiline", ["train/acc", "val/acc", "best/val/acc"]]
+        layout = self.layout or layout
         with self._writing(None):
             self.writer.add_custom_scalars(layout)
         path = self.csv_path
@@ -155,12 +162,14 @@ class Tracker:
             with contextlib.suppress(Exception):
                 self._csv_file.close()
 
-    def log_epoch(self, epoch: int, metrics: dict[str, float | None]) -> None:
+    def log_epoch(self, epoch: int, metrics: dict[str, float | None], step: int | None = None) -> None:
+        """One row of metrics.csv and a point of each curve, at ``step`` (an agent's environment step) or the
+        epoch."""
         with self._writing(None):
             for tag in self.scalars:
                 value = metrics.get(tag)
                 if value is not None:
-                    self.writer.add_scalar(tag, value, epoch)
+                    self.writer.add_scalar(tag, value, epoch if step is None else step)
         with self._writing(self.csv_path):
             self._csv.writerow([epoch] + [_cell(metrics.get(c)) for c in self.columns[1:]])
             self._csv_file.flush()

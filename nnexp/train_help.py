@@ -34,9 +34,9 @@ Runs land in outputs/runs/<date>/<time>_<id>_<model>-<dataset>_<overrides> (swee
 look at them with: tensorboard --logdir outputs      compare a sweep: nnexp report <sweep dir>
 Hydra's own flags (launchers, sweepers, logging, shell completion): nnexp train --hydra-help
 """
-GROUPS = ("dataset", "model", "optimizer", "scheduler", "regularizer", "trainer", "experiment", "debug",
+GROUPS = ("dataset", "model", "optimizer", "scheduler", "regularizer", "trainer", "agent", "experiment", "debug",
           "hparams_search")
-KEYED = ("dataset", "model", "optimizer", "scheduler", "regularizer", "trainer")  # groups whose keys are listed
+KEYED = ("dataset", "model", "optimizer", "scheduler", "regularizer", "trainer", "agent")  # groups whose keys are listed
 HIDDEN_KEYS = ("_target_", "_partial_", "defaults")
 DESCRIPTION = 62  # characters of an option's description: a line of the group list stays within 100
 _KEY_LINE = re.compile(r"^(\s*)([A-Za-z_][\w]*):(.*)$")
@@ -174,6 +174,8 @@ def render(overrides: list[str], conf: Path | None = None) -> str:
         files = sorted((conf / group).glob("*.yaml"), key=lambda p: p.stem != option)  # the chosen one first
         for path in files:
             comments = {**key_comments(path), **comments}
+        if cfg.get(group) is None:  # agent: none chosen (a supervised run)
+            continue
         rows = [(f"{group}.{key}={_value(value)}", comments.get(key, "")) for key, value in _flat(cfg[group])]
         if not rows:
             continue

@@ -29,26 +29,54 @@ from nnexp import config, options, suggest
 from nnexp.errors import ConfigError, OptionError
 
 # the components, in the order nnexp/build.py builds them
-COMPONENTS = ("regularizer.early_stopping", "dataset", "model", "optimizer", "scheduler")
+COMPONENTS = ("regularizer.early_stopping", "dataset", "model", "optimizer", "scheduler", "agent")
 # keys of a component's node that Hydra's instantiate reads itself
 INSTANTIATE_KEYS = frozenset({"_target_", "_partial_", "_convert_", "_recursive_", "_args_"})
 # the groups whose keys the schema gives
 SCHEMA = {"trainer": config.TrainerConf, "regularizer": config.RegularizerConf}
 # what nnexp itself passes a component when it builds it (nnexp/build.py): never a key of its config
 RUNTIME = {"model": ("input_shape", "num_outputs", "vocab_size", "per_step"), "optimizer": ("params",),
-           "scheduler": ("optimizer",)}
+           "scheduler": ("optimizer",), "agent": ("networks", "optimizer", "spaces", "device", "seed")}
 
 
-def check(cfg: DictConfig, choices: Mapping[str, str] | None = None) -> None:
+# what an agent's run (agent=..., nnexp/rl/) never reads: given on the command line, refused rather than ignored
+NOT_FOR_AGENTS = ("dataset", "scheduler", "regularizer.early_stopping", "regularizer.l1", "loss", "trainer.epochs",
+                  "trainer.batch_size", "trainer.eval_batch_size", "trainer.precision", "trainer.channels_last",
+                  "trainer.grad_clip", "trainer.pictures_every", "trainer.histograms_every",
+                  "trainer.confusion_matrix", "trainer.log_every_n_steps", "trainer.limit_batches",
+                  "trainer.overfit_batches", "trainer.detect_anomaly", "trainer.checkpoint_every_s",
+                  "trainer.compile", "trainer.strategy")
+AGENT_INSTEAD = {"dataset": "agent.env", "trainer.epochs": "agent.total_steps", "trainer.batch_size": "agent.batch_size",
+                 "trainer.grad_clip": "agent.max_grad_norm", "regularizer.early_stopping": "agent.stop_after",
+                 "trainer.checkpoint_every_s": "a checkpoint every round, agent.eval_every"}
+
+
+def check(cfg: DictConfig, choices: Mapping[str, str] | None = None, overrides: Iterable[str] = ()) -> None:
     """Raise ConfigError for the first key nothing reads, value out of range, or options that do not go
-    together, before torch is imported. ``choices``: group -> option (``model`` -> ``mlp``), for the words."""
+    together, before torch is imported. ``choices``: group -> option (``model`` -> ``mlp``), for the words;
+    ``overrides``: the command line's, checked against what an agent's run reads."""
     choices = choices or {}
+    if cfg.get("agent") is not None:
+        check_agent_overrides(overrides, choices.get("agent", "agent"))
     check_keys(cfg, choices)
     config.check_ranges(cfg)
     for path in COMPONENTS:
         node = OmegaConf.select(cfg, path, default=None, throw_on_missing=False)
         if isinstance(node, DictConfig):
             check_options(path, node)
+
+
+def check_agent_overrides(overrides: Iterable[str], agent: str) -> None:
+    """An agent learns from its environment: a dataset, a schedule of epochs, batches or pictures given with it
+    would be ignored, so it is refused, naming the key an agent reads instead where there is one."""
+    for item in overrides:
+        key = item.split("=", 1)[0].lstrip("+~")
+        for path in NOT_FOR_AGENTS:
+            if key == path or key.startswith(path + "."):
+                instead = AGENT_INSTEAD.get(path)
+                raise ConfigError(f"{item}: agent={agent} learns from its environment and does not read {path}"
+                                  + (f"; it reads {instead}" if instead else "")
+                                  + " (docs/ARCHITECTURE.md, \"Agents\")")
 
 
 def owner(path: str, choices: Mapping[str, str]) -> str:
@@ -156,7 +184,10 @@ def _leaves(cfg: DictConfig) -> list[str]:
 
 def check_options(path: str, node: DictConfig) -> None:
     """The options of the component at ``path`` through its registered check, with the composed values; a
-    component that is not registered, or a value that does not resolve yet, is left to its build."""
+    component that is not registered, or a value that does not resolve yet, is left to its build (no node at
+    ``path``, as ``agent`` in a supervised run: nothing to check)."""
+    if not isinstance(node, DictConfig):
+        return
     target = node.get("_target_")
     takes = options.of(target) if target is not None else None
     if takes is None or takes.check is None:

@@ -102,7 +102,7 @@ def takes(target: str, keys: Iterable[str], check: Callable[..., None] | None = 
 
 def of(target: str) -> Takes | None:
     """What ``target`` takes, known without importing it; None for a target nnexp does not ship."""
-    from nnexp.options import data, models, training  # noqa: F401 - importing them registers their checks
+    from nnexp.options import agents, data, models, training  # noqa: F401 - importing them registers their checks
 
     return _TAKES.get(target)
 

@@ -1,0 +1,65 @@
+"""The options of the agents (``agent=...``, nnexp/rl/), checked without torch or Gymnasium."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nnexp.options import check, check_bool, check_choice, check_int, finite, takes
+
+ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1")  # nnexp/data/rl_envs.py's ENVS
+# every agent's keys: the environment, the budget, the evaluations, when it counts as solved and stops
+COMMON = ("env", "max_steps", "total_steps", "eval_every", "eval_episodes", "final_eval_episodes", "threshold",
+          "stop_after", "restore_best", "gamma")
+
+
+def _fraction(key: str, value: Any, *, open_low: bool = False) -> None:
+    ok = finite(value) and (value > 0 if open_low else value >= 0) and value <= 1
+    check(key, value, ok, f"a number in {'(0' if open_low else '[0'}, 1]")
+
+
+def common(*, env: Any, max_steps: Any, total_steps: Any, eval_every: Any, eval_episodes: Any,
+           final_eval_episodes: Any, threshold: Any, stop_after: Any, restore_best: Any, gamma: Any) -> None:
+    check_choice("env", env, ENVS)
+    check_int("max_steps", max_steps, 1, "steps per episode; null: the environment's own limit", null=True)
+    check_int("total_steps", total_steps, 1, "environment steps")
+    check_int("eval_every", eval_every, 1, "environment steps between evaluations")
+    check_int("eval_episodes", eval_episodes, 1, "episodes per evaluation")
+    check_int("final_eval_episodes", final_eval_episodes, 0, "episodes of the final evaluation; 0: none")
+    check("threshold", threshold, threshold is None or finite(threshold),
+          "null (the environment's reward threshold) or a number")
+    check_int("stop_after", stop_after, 0, "evaluations in a row at the threshold that end the run; 0: never")
+    check_bool("restore_best", restore_best)
+    check("gamma", gamma, finite(gamma) and 0 <= gamma <= 1, "a number in [0, 1]")
+
+
+DQN_KEYS = ("buffer_size", "learning_starts", "batch_size", "train_every", "gradient_steps", "target_update",
+            "tau", "epsilon_start", "epsilon_end", "epsilon_fraction", "double", "max_grad_norm")
+
+
+def dqn(*, env: Any, max_steps: Any, total_steps: Any, eval_every: Any, eval_episodes: Any,
+        final_eval_episodes: Any, threshold: Any, stop_after: Any, restore_best: Any, gamma: Any,
+        buffer_size: Any, learning_starts: Any, batch_size: Any, train_every: Any, gradient_steps: Any,
+        target_update: Any, tau: Any, epsilon_start: Any, epsilon_end: Any, epsilon_fraction: Any, double: Any,
+        max_grad_norm: Any) -> None:
+    common(env=env, max_steps=max_steps, total_steps=total_steps, eval_every=eval_every,
+           eval_episodes=eval_episodes, final_eval_episodes=final_eval_episodes, threshold=threshold,
+           stop_after=stop_after, restore_best=restore_best, gamma=gamma)
+    if env == "Pendulum-v1":
+        raise ValueError("env=Pendulum-v1 has a continuous action (a torque); DQN needs discrete actions: "
+                         "CartPole-v1, Acrobot-v1 or MountainCar-v0")
+    check_int("buffer_size", buffer_size, 1, "transitions")
+    check_int("learning_starts", learning_starts, 0, "environment steps before the first update")
+    check_int("batch_size", batch_size, 1, "transitions per update")
+    check_int("train_every", train_every, 1, "environment steps between updates")
+    check_int("gradient_steps", gradient_steps, 1, "updates each time")
+    check_int("target_update", target_update, 1, "environment steps between target-network updates")
+    _fraction("tau", tau, open_low=True)
+    _fraction("epsilon_start", epsilon_start)
+    _fraction("epsilon_end", epsilon_end)
+    _fraction("epsilon_fraction", epsilon_fraction)
+    check_bool("double", double)
+    check("max_grad_norm", max_grad_norm, max_grad_norm is None or (finite(max_grad_norm) and max_grad_norm > 0),
+          "null (no clipping) or a number > 0")
+
+
+takes("nnexp.rl.dqn.DQN", COMMON + DQN_KEYS, dqn)

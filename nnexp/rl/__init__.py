@@ -1,0 +1,16 @@
+"""Learning the four functions from reward: agents trained in a Gymnasium environment by ``nnexp train
+agent=<name>`` (the optional ``rl`` extra).
+
+The supervised ``rl_*`` datasets (nnexp/data/rl.py) fit f_V, f_P and f_M to a scripted controller's data;
+an agent learns them from its own interaction, in the same runner (config groups, the model zoo, optimizers,
+TensorBoard, ``summary.json``, checkpoints, sweeps, ``nnexp report``, claims):
+
+- ``envs.py``: the environment, its spaces and reward threshold, the evaluation episodes;
+- ``buffer.py``: the replay buffer, on the training device;
+- ``agent.py``: what every agent shares (its keys, networks, random state) and the interface the loop calls;
+- ``dqn.py``: f_V, DQN with a target network and the double-DQN option;
+- ``loop.py``: ``learn()``, the environment-step loop: rounds of ``eval_every`` steps, each ended by an
+  evaluation, the metrics row of that round, early stopping at the reward threshold;
+- ``runner.py``, ``recorder.py``: the run (``AgentRun``, what ``Run`` is for supervised training) and what it
+  writes.
+"""
