@@ -1,7 +1,8 @@
 """Re-make the README's pictures from real runs:
-python docs/make_figures.py [moons] [attention] [report] [resnet_depth] [lstm_vs_rnn]
+python docs/make_figures.py [moons] [attention] [report] [resnet_depth] [lstm_vs_rnn] [dqn_cartpole]
+python docs/make_figures.py dqn_cartpole --from <sweep dir>   (the picture of a sweep already run)
 
-(All five: about 7 minutes on 2 CPU cores.)
+(All six: about 12 minutes on 2 CPU cores.)
 
 - docs/tensorboard_moons.png: the IMAGES tab of `nnexp train dataset=moons model.hidden=[16,16]`,
   the decision boundary at three steps of its slider, and the validation confusion matrix.
@@ -10,6 +11,8 @@ python docs/make_figures.py [moons] [attention] [report] [resnet_depth] [lstm_vs
 - docs/resnet_depth.png: `nnexp report` of `nnexp train experiment=resnet_depth`.
 - docs/lstm_vs_rnn.png: the IMAGES tab's pictures/step_gradients of the RNN and the LSTM at T=50 (seed 0,
   last epoch) of `nnexp train experiment=lstm_vs_rnn`.
+- docs/dqn_cartpole.png: the SCALARS tab's custom chart "return" of `nnexp train experiment=dqn_cartpole`, one
+  panel per seed: train/episodic_return per episode and eval/return per round against environment steps.
 
 Each picture is read back from the run's TensorBoard event file (or the report's PNG), exactly
 what a user sees.
@@ -59,7 +62,11 @@ def panel(pictures: list[tuple[str, Image.Image]], path: Path, width: float, sta
 
 
 def main() -> int:
-    which = set(sys.argv[1:]) or {"moons", "attention", "report", "resnet_depth", "lstm_vs_rnn"}
+    args = sys.argv[1:]
+    if "--from" in args:  # a sweep already run: only its picture
+        dqn_returns(Path(args[args.index("--from") + 1]))
+        return 0
+    which = set(args) or {"moons", "attention", "report", "resnet_depth", "lstm_vs_rnn", "dqn_cartpole"}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         if "moons" in which:
@@ -72,6 +79,8 @@ def main() -> int:
             report(root / "resnet_depth", "resnet_depth", DOCS / "resnet_depth.png")
         if "lstm_vs_rnn" in which:
             lstm_vs_rnn(root / "lstm_vs_rnn")
+        if "dqn_cartpole" in which:
+            dqn_returns(sweep_of(root / "dqn_cartpole", "dqn_cartpole"))
     return 0
 
 
@@ -115,6 +124,32 @@ def lstm_vs_rnn(root: Path) -> None:
         step, image = images(job, "pictures/step_gradients")[-1]
         pictures.append((f"{model}, adding T=50, seed 0: pictures/step_gradients, epoch {step}", image))
     panel(pictures, DOCS / "lstm_vs_rnn.png", width=12)
+
+
+def scalars(run_dir: Path, tag: str) -> tuple[list[int], list[float]]:
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0}).Reload()
+    events = acc.Scalars(tag) if tag in acc.Tags()["scalars"] else []
+    return [e.step for e in events], [e.value for e in events]
+
+
+def dqn_returns(sweep: Path) -> None:
+    """Per seed, what TensorBoard's custom chart "return" overlays: each training episode's return (exploring)
+    and each round's greedy evaluation, against environment steps, with the threshold."""
+    jobs = sorted((d for d in sweep.iterdir() if (d / "summary.json").is_file()), key=lambda d: d.name)
+    fig = Figure(figsize=(13, 3.8), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(jobs), squeeze=False, sharey=True)[0]
+    for ax, job in zip(axes, jobs, strict=True):
+        seed = job.name.rsplit("trainer.seed=", 1)[-1]
+        ax.plot(*scalars(job, "train/episodic_return"), ".", markersize=2, alpha=0.5, color="C0",
+                label="train/episodic_return (each episode, exploring)")
+        ax.plot(*scalars(job, "eval/return"), "o-", markersize=3, color="C1", label="eval/return (greedy, 10 episodes)")
+        ax.axhline(475, color="grey", linestyle=":", linewidth=1.2, label="threshold 475")
+        ax.set(title=f"DQN on CartPole-v1, seed {seed}", xlabel="environment steps", ylabel="return")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, loc="upper left")
+    fig.savefig(DOCS / "dqn_cartpole.png")
+    print(f"wrote {DOCS / 'dqn_cartpole.png'}")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ def test_every_preset_names_its_command_and_claim():
     pytest.param(["experiment=rl_approximators"], 12, marks=pytest.mark.slow),  # about 1 minute, collection included
     pytest.param(["experiment=resnet_depth"], 12, marks=pytest.mark.slow),  # about 1.5 minutes
     pytest.param(["experiment=lstm_vs_rnn"], 12, marks=pytest.mark.slow),  # about 2 minutes
+    pytest.param(["experiment=dqn_cartpole"], 3, marks=pytest.mark.slow),  # about 2 minutes
 ])
 def test_preset_claims_hold_for_seeds_0_1_2(run_cli, tmp_path, args, jobs):
     code, out, err = run_cli("train", *args, "trainer.progress=none")
@@ -117,3 +118,16 @@ def test_lstm_vs_rnn_claims_select_its_jobs_and_read_the_first_step_gradient(run
     assert gradient["expect"].startswith("100 * final.grad_norm/first_step[model=rnn")
     rnn_50 = next(s for s in summaries if s["choices"]["model"] == "rnn" and "dataset.length=50" in s["overrides"])
     assert gradient["values"]["0"][0] == pytest.approx(100 * rnn_50["final"]["grad_norm/first_step"])
+
+
+def test_dqn_cartpole_claims_the_final_evaluation_of_each_seed(run_cli, tmp_path):
+    """A few hundred steps of each seed: the claim finds every job and reads its final evaluation."""
+    code, _, err = run_cli("train", "experiment=dqn_cartpole", "agent.total_steps=400", "agent.eval_every=200",
+                           "agent.eval_episodes=2", "agent.final_eval_episodes=2", "trainer.progress=none")
+    assert code == 0, err
+    summaries = _summaries(tmp_path)
+    assert sorted(s["seed"] for s in summaries) == [0, 1, 2]
+    assert all(s["choices"]["agent"] == "dqn" and s["eval"]["episodes"] == 2 for s in summaries)
+    (claim,) = _claims(summaries)
+    assert claim["expect"] == "eval.return >= 475" and claim["pass"] is False  # 400 steps do not balance the pole
+    assert set(claim["per_seed"]) == {"0", "1", "2"}

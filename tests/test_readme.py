@@ -56,13 +56,24 @@ def words(shell: str, command: str) -> list[str]:
     return [holders.pop(0) if a == "__placeholder__" else a for a in args]
 
 
+AGENT_SHRINK = ["agent.total_steps=300", "agent.eval_every=150", "agent.eval_episodes=2", "agent.final_eval_episodes=2"]
+
+
+def _agent(args: list[str]) -> bool:
+    """An agent's run: agent=..., or a preset that chooses one."""
+    presets = [REPO / "conf" / "experiment" / f"{a.split('=', 1)[1]}.yaml" for a in args if a.startswith("experiment=")]
+    return any(a.startswith("agent=") for a in args) or any(p.is_file() and "agent" in p.read_text() for p in presets)
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_readme_command_works(run_cli, tmp_path, command):
     shutil.copy(REPO / "README.md", tmp_path / "README.md")  # the text example reads it, from the repo root
     parsed = {shell: words(shell, command.replace("\\|", "|")) for shell in SHELLS}
     assert parsed["bash"] == parsed["zsh"], f"bash and zsh read {command!r} differently: {parsed}"
     args = parsed["bash"]
-    if args[0] == "train" and "--help" not in args and "--cfg" not in args:
+    if args[0] == "train" and "--help" not in args and "--cfg" not in args and _agent(args):
+        args += [*AGENT_SHRINK, "trainer.progress=none"]  # an agent refuses trainer.epochs: it counts steps
+    elif args[0] == "train" and "--help" not in args and "--cfg" not in args:
         args += ["trainer.epochs=2", "trainer.progress=none"]
         if any(a.startswith("dataset=") and a.split("=")[1] in ("adding", "copy", "parity") for a in args):
             args.append("dataset.n_samples=200")
