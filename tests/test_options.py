@@ -215,8 +215,19 @@ def test_the_rule_table_holds_no_model_or_dataset_key():
     assert not [k for k in keys if k.startswith(("model.", "dataset.")) or k == "optimizer.impl"]
 
 
-# What nnexp passes a component when it builds it, not a key of its config (nnexp/build.py)
-RUN_TIME = {"input_shape", "num_outputs", "vocab_size", "per_step", "causal", "params"}
+# What nnexp passes a component when it builds it, not a key of its config (nnexp/build.py, nnexp/rl/runner.py)
+RUN_TIME = {"input_shape", "num_outputs", "vocab_size", "per_step", "causal", "params",
+            "networks", "optimizer", "spaces", "device", "seed"}
+
+
+def _options_of(target) -> set[str]:
+    """A constructor's named options; one that passes ``**kwargs`` on (an agent to ``Agent``) takes its base's too."""
+    parameters = inspect.signature(target).parameters
+    names = {n for n, p in parameters.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    if inspect.isclass(target) and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        base = next(b for b in target.__mro__[1:] if "__init__" in vars(b))
+        names |= _options_of(base)
+    return names
 
 
 @pytest.mark.parametrize("target", sorted(options.registered()))
@@ -224,7 +235,7 @@ def test_each_registered_check_names_its_components_options(target):
     """The keys nnexp knows a target by (before torch is imported) are its constructor's options, and its check
     takes only those: a new option without a check, or a check of a key it lacks, fails here."""
     takes = options.registered()[target]
-    parameters = set(inspect.signature(get_object(target)).parameters)
+    parameters = _options_of(get_object(target))
     assert set(takes.keys) == parameters - (RUN_TIME - set(takes.keys)), target
     assert set(takes.check_keys()) <= set(takes.keys)
 
