@@ -1,8 +1,8 @@
 """Re-make the README's pictures from real runs:
-python docs/make_figures.py [moons] [attention] [report] [resnet_depth] [lstm_vs_rnn] [dqn_cartpole]
-python docs/make_figures.py dqn_cartpole --from <sweep dir>   (the picture of a sweep already run)
+python docs/make_figures.py [moons] [attention] [report] [resnet_depth] [lstm_vs_rnn] [dqn_cartpole] [pg_cartpole]
+python docs/make_figures.py dqn_cartpole|pg_cartpole --from <sweep dir>   (the picture of a sweep already run)
 
-(All six: about 12 minutes on 2 CPU cores.)
+(All seven: about 14 minutes on 2 CPU cores.)
 
 - docs/tensorboard_moons.png: the IMAGES tab of `nnexp train dataset=moons model.hidden=[16,16]`,
   the decision boundary at three steps of its slider, and the validation confusion matrix.
@@ -13,6 +13,8 @@ python docs/make_figures.py dqn_cartpole --from <sweep dir>   (the picture of a 
   last epoch) of `nnexp train experiment=lstm_vs_rnn`.
 - docs/dqn_cartpole.png: the SCALARS tab's custom chart "return" of `nnexp train experiment=dqn_cartpole`, one
   panel per seed: train/episodic_return per episode and eval/return per round against environment steps.
+- docs/pg_cartpole.png: of `nnexp train experiment=pg_cartpole`, eval/return per round of each arm and seed,
+  and the REINFORCE arms' train/grad_var (with the baseline's train/grad_var_no_baseline on the same episodes).
 
 Each picture is read back from the run's TensorBoard event file (or the report's PNG), exactly
 what a user sees.
@@ -21,6 +23,7 @@ what a user sees.
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -64,9 +67,11 @@ def panel(pictures: list[tuple[str, Image.Image]], path: Path, width: float, sta
 def main() -> int:
     args = sys.argv[1:]
     if "--from" in args:  # a sweep already run: only its picture
-        dqn_returns(Path(args[args.index("--from") + 1]))
+        sweep = Path(args[args.index("--from") + 1])
+        pg_figure(sweep) if "pg_cartpole" in args else dqn_returns(sweep)
         return 0
-    which = set(args) or {"moons", "attention", "report", "resnet_depth", "lstm_vs_rnn", "dqn_cartpole"}
+    which = set(args) or {"moons", "attention", "report", "resnet_depth", "lstm_vs_rnn", "dqn_cartpole",
+                          "pg_cartpole"}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         if "moons" in which:
@@ -81,6 +86,8 @@ def main() -> int:
             lstm_vs_rnn(root / "lstm_vs_rnn")
         if "dqn_cartpole" in which:
             dqn_returns(sweep_of(root / "dqn_cartpole", "dqn_cartpole"))
+        if "pg_cartpole" in which:
+            pg_figure(sweep_of(root / "pg_cartpole", "pg_cartpole"))
     return 0
 
 
@@ -150,6 +157,44 @@ def dqn_returns(sweep: Path) -> None:
     axes[0].legend(fontsize=8, loc="upper left")
     fig.savefig(DOCS / "dqn_cartpole.png")
     print(f"wrote {DOCS / 'dqn_cartpole.png'}")
+
+
+def pg_figure(sweep: Path) -> None:
+    """Left: eval/return of each arm and seed against environment steps. Right: the variance of the one-episode
+    gradient estimates per round, REINFORCE without a baseline, with it, and with it on the same episodes
+    weighted as if it were not there (train/grad_var_no_baseline)."""
+    jobs = sorted((d for d in sweep.iterdir() if (d / "summary.json").is_file()), key=lambda d: d.name)
+    arms = {"reinforce": ("C0", "REINFORCE"), "reinforce_baseline": ("C2", "REINFORCE with baseline"),
+            "ppo": ("C3", "PPO")}
+    fig = Figure(figsize=(13, 4.2), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    returns, variance = fig.subplots(1, 2)
+    labelled: set[str] = set()
+    for job in jobs:
+        arm = json.loads((job / "summary.json").read_text())["choices"]["experiment/pg"]
+        color, name = arms[arm]
+        first = name not in labelled
+        labelled.add(name)
+        returns.plot(*scalars(job, "eval/return"), "o-", markersize=2, color=color, alpha=0.8,
+                     label=name if first else None)
+        if arm == "reinforce":
+            variance.plot(*scalars(job, "train/grad_var"), "o-", markersize=2, color=color,
+                          label="train/grad_var, no baseline" if first else None)
+        elif arm == "reinforce_baseline":
+            variance.plot(*scalars(job, "train/grad_var"), "o-", markersize=2, color=color,
+                          label="train/grad_var, with baseline" if first else None)
+            variance.plot(*scalars(job, "train/grad_var_no_baseline"), "x--", markersize=3, color=color, alpha=0.6,
+                          label="train/grad_var_no_baseline (same episodes)" if first else None)
+    returns.axhline(475, color="grey", linestyle=":", linewidth=1.2, label="threshold 475")
+    returns.set(title="CartPole-v1, seeds 0, 1, 2: eval/return (deterministic, 10 episodes)",
+                xlabel="environment steps", ylabel="return")
+    variance.set(title="variance of the one-episode policy-gradient estimates", xlabel="environment steps",
+                 ylabel="trace of the covariance", yscale="log")
+    for ax in (returns, variance):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right" if ax is returns else "upper left")
+    fig.savefig(DOCS / "pg_cartpole.png")
+    print(f"wrote {DOCS / 'pg_cartpole.png'}")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ def test_every_preset_names_its_command_and_claim():
     pytest.param(["experiment=resnet_depth"], 12, marks=pytest.mark.slow),  # about 1.5 minutes
     pytest.param(["experiment=lstm_vs_rnn"], 12, marks=pytest.mark.slow),  # about 2 minutes
     pytest.param(["experiment=dqn_cartpole"], 3, marks=pytest.mark.slow),  # about 2 minutes
+    pytest.param(["experiment=pg_cartpole"], 9, marks=pytest.mark.slow),  # about 1.5 minutes
 ])
 def test_preset_claims_hold_for_seeds_0_1_2(run_cli, tmp_path, args, jobs):
     code, out, err = run_cli("train", *args, "trainer.progress=none")
@@ -59,7 +60,7 @@ def test_preset_claims_hold_for_seeds_0_1_2(run_cli, tmp_path, args, jobs):
 
 
 @pytest.mark.parametrize(("preset", "arms"), [("mitigations", "mitigation"), ("vanishing_gradients", "deep_net"),
-                                             ("rl_approximators", "rl")])
+                                             ("rl_approximators", "rl"), ("pg_cartpole", "pg")])
 def test_arm_presets_sweep_every_arm_file_and_claim_about_each(preset, arms):
     """The arms of a preset are the files of its folder: all swept, each named in a claim, each a comment."""
     files = sorted(p.stem for p in (REPO / "conf" / "experiment" / arms).glob("*.yaml"))
@@ -131,3 +132,19 @@ def test_dqn_cartpole_claims_the_final_evaluation_of_each_seed(run_cli, tmp_path
     (claim,) = _claims(summaries)
     assert claim["expect"] == "eval.return >= 475" and claim["pass"] is False  # 400 steps do not balance the pole
     assert set(claim["per_seed"]) == {"0", "1", "2"}
+
+
+def test_pg_cartpole_claims_select_each_arm_and_read_the_gradient_variance(run_cli, tmp_path):
+    """A few hundred steps of each arm and seed: every claim finds its jobs and reads a number on both sides."""
+    code, _, err = run_cli("train", "experiment=pg_cartpole", "agent.total_steps=400", "agent.eval_every=200",
+                           "agent.eval_episodes=2", "agent.final_eval_episodes=2", "agent.threshold=9",
+                           "trainer.progress=none")
+    assert code == 0, err
+    summaries = _summaries(tmp_path)
+    assert sorted(s["choices"]["agent"] for s in summaries) == ["ppo"] * 3 + ["reinforce"] * 6
+    baseline = [s for s in summaries if s["choices"].get("experiment/pg") == "reinforce_baseline"]
+    assert all(s["final"]["train/grad_var_no_baseline"] > 0 for s in baseline)
+    claims = {c["expect"]: c for c in _claims(summaries)}
+    assert len(claims) == 4 and all(set(c["per_seed"]) == {"0", "1", "2"} for c in claims.values())
+    for claim in claims.values():
+        assert claim["values"] and all(None not in v for v in claim["values"].values()), claim

@@ -63,3 +63,70 @@ def dqn(*, env: Any, max_steps: Any, total_steps: Any, eval_every: Any, eval_epi
 
 
 takes("nnexp.rl.dqn.DQN", COMMON + DQN_KEYS, dqn)
+
+
+def _discrete(agent: str, env: Any) -> None:
+    if env == "Pendulum-v1":
+        raise ValueError(f"env=Pendulum-v1 has a continuous action (a torque); {agent}'s policy is categorical: "
+                         "CartPole-v1, Acrobot-v1 or MountainCar-v0")
+
+
+def _coef(key: str, value: Any) -> None:
+    check(key, value, finite(value) and value >= 0, "a number >= 0")
+
+
+def _clip_norm(value: Any) -> None:
+    check("max_grad_norm", value, value is None or (finite(value) and value > 0), "null (no clipping) or a number > 0")
+
+
+REINFORCE_KEYS = ("baseline", "episodes_per_update", "value_coef", "value_steps", "entropy_coef", "max_grad_norm")
+
+
+def reinforce(*, env: Any, max_steps: Any, total_steps: Any, eval_every: Any, eval_episodes: Any,
+              final_eval_episodes: Any, threshold: Any, stop_after: Any, restore_best: Any, gamma: Any,
+              baseline: Any, episodes_per_update: Any, value_coef: Any, value_steps: Any, entropy_coef: Any,
+              max_grad_norm: Any) -> None:
+    common(env=env, max_steps=max_steps, total_steps=total_steps, eval_every=eval_every,
+           eval_episodes=eval_episodes, final_eval_episodes=final_eval_episodes, threshold=threshold,
+           stop_after=stop_after, restore_best=restore_best, gamma=gamma)
+    _discrete("REINFORCE", env)
+    check_bool("baseline", baseline)
+    check_int("episodes_per_update", episodes_per_update, 2,
+              "whole episodes per update (at least 2: the gradient's variance is measured across them)")
+    _coef("value_coef", value_coef)
+    check_int("value_steps", value_steps, 1, "gradient steps of the baseline per update, the first with the policy's")
+    _coef("entropy_coef", entropy_coef)
+    _clip_norm(max_grad_norm)
+
+
+takes("nnexp.rl.pg.Reinforce", COMMON + REINFORCE_KEYS, reinforce)
+
+PPO_KEYS = ("rollout_steps", "update_epochs", "minibatch_size", "clip", "gae_lambda", "value_coef", "entropy_coef",
+            "normalize_advantages", "target_kl", "max_grad_norm")
+
+
+def ppo(*, env: Any, max_steps: Any, total_steps: Any, eval_every: Any, eval_episodes: Any,
+        final_eval_episodes: Any, threshold: Any, stop_after: Any, restore_best: Any, gamma: Any,
+        rollout_steps: Any, update_epochs: Any, minibatch_size: Any, clip: Any, gae_lambda: Any, value_coef: Any,
+        entropy_coef: Any, normalize_advantages: Any, target_kl: Any, max_grad_norm: Any) -> None:
+    common(env=env, max_steps=max_steps, total_steps=total_steps, eval_every=eval_every,
+           eval_episodes=eval_episodes, final_eval_episodes=final_eval_episodes, threshold=threshold,
+           stop_after=stop_after, restore_best=restore_best, gamma=gamma)
+    _discrete("PPO", env)
+    check_int("rollout_steps", rollout_steps, 2, "environment steps collected between updates")
+    check_int("update_epochs", update_epochs, 1, "passes over each rollout")
+    check_int("minibatch_size", minibatch_size, 1, "transitions per minibatch")
+    _fraction("clip", clip, open_low=True)
+    _fraction("gae_lambda", gae_lambda)
+    _coef("value_coef", value_coef)
+    _coef("entropy_coef", entropy_coef)
+    check_bool("normalize_advantages", normalize_advantages)
+    check("target_kl", target_kl, target_kl is None or (finite(target_kl) and target_kl > 0),
+          "null (every pass) or a number > 0")
+    _clip_norm(max_grad_norm)
+    if minibatch_size > rollout_steps:
+        raise ValueError(f"minibatch_size={minibatch_size} is more than rollout_steps={rollout_steps}: the "
+                         "minibatches are cut from the rollout")
+
+
+takes("nnexp.rl.pg.PPO", COMMON + PPO_KEYS, ppo)

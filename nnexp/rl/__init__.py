@@ -9,6 +9,7 @@ TensorBoard, ``summary.json``, checkpoints, sweeps, ``nnexp report``, claims):
 - ``buffer.py``: the replay buffer, on the training device;
 - ``agent.py``: what every agent shares (its keys, networks, random state) and the interface the loop calls;
 - ``dqn.py``: f_V, DQN with a target network and the double-DQN option;
+- ``pg.py``: f_P, REINFORCE (with a learned value baseline or without) and PPO;
 - ``loop.py``: ``learn()``, the environment-step loop: rounds of ``eval_every`` steps, each ended by an
   evaluation, the metrics row of that round, early stopping at the reward threshold;
 - ``runner.py``, ``recorder.py``: the run (``AgentRun``, what ``Run`` is for supervised training) and what it

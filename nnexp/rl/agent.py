@@ -53,8 +53,9 @@ class Agent:
         self.generator = torch.Generator().manual_seed(seed)  # minibatches (CPU: the same draws on any device)
 
     @classmethod
-    def networks(cls, spaces: Spaces) -> dict[str, tuple[int, int]]:
-        """The networks this agent learns: name -> (inputs, outputs), each built from ``conf/model/``."""
+    def networks(cls, spaces: Spaces, keys: dict[str, Any]) -> dict[str, tuple[int, int | None]]:
+        """The networks this agent learns with its ``keys`` (its config node): name -> (inputs, outputs), each
+        built from ``conf/model/``, in this order; outputs None: the agent needs discrete actions."""
         raise NotImplementedError
 
     # -- what the loop calls ------------------------------------------------------------------------------------

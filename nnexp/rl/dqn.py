@@ -52,7 +52,7 @@ class DQN(Agent):
         self.buffer = ReplayBuffer(buffer_size, self.spaces.obs_dim, 1, True, self.device)
 
     @classmethod
-    def networks(cls, spaces: Spaces) -> dict[str, tuple[int, int]]:
+    def networks(cls, spaces: Spaces, keys: dict[str, Any]) -> dict[str, tuple[int, int | None]]:
         return {"q": (spaces.obs_dim, spaces.actions)}
 
     def epsilon(self, step: int) -> float:

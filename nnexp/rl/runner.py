@@ -84,16 +84,16 @@ def build_agent(cfg: DictConfig, ctx: RunContext) -> AgentParts:
         agent_class = get_object(str(node._target_))
     env = envs.make(name, node.env, node.max_steps)
     spaces = envs.spaces(env)
+    # built by hand, not by instantiate: its _convert_ would turn the spaces (a dataclass) into a dict
+    keys = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k not in INSTANTIATE_KEYS}
     networks = {}
-    for net, (inputs, outputs) in agent_class.networks(spaces).items():
+    for net, (inputs, outputs) in agent_class.networks(spaces, keys).items():
         if outputs is None:
             raise ConfigError(f"agent={name}: {node.env} has a continuous action; this agent needs discrete actions")
         networks[net] = component("model", cfg.model, input_shape=(inputs,), num_outputs=outputs).to(device)
     with one_line("optimizer"):
         factory = component("optimizer", cfg.optimizer)  # a partial (_partial_: true): the parameters come next
         optimizer = factory(param_groups(nn.ModuleDict(networks), factory.keywords.get("weight_decay") or 0.0))
-    # built by hand, not by instantiate: its _convert_ would turn the spaces (a dataclass) into a dict
-    keys = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k not in INSTANTIATE_KEYS}
     try:
         agent = agent_class(**keys, networks=networks, optimizer=optimizer, spaces=spaces, device=device,
                             seed=tc.seed)
