@@ -25,6 +25,7 @@ both computed the same thing: every epoch's train/loss and val/loss agree to 1e-
 | B7 | Lightning on B2 and B3 (if installed) | hand loop | reported |
 | B8 | busy machine: s/epoch of the digits MLP demo, LeNet-5, the 10-layer sigmoid MLP, alone and beside a Python busy loop or a second `nnexp train` (processes; benchmarks/busy_machine.py) | nnexp alone; hand loop (torch defaults) under the same load | <= 2.0x alone; <= 1.0x hand |
 | B9 | beside TensorBoard: the digits MLP while `tensorboard --logdir` serves its folder and a client polls it every 2 s (benchmarks/beside_tensorboard.py) | the same run alone | <= 1.3x |
+| R1 | agents: DQN on CartPole-v1 at experiment=dqn_cartpole's settings, 20,000 steps, the environment's own share apart; each algorithm's steps per second and seconds to 475 (benchmarks/rl_loop.py) | a minimal hand-written DQN loop | <= 1.10x; reported |
 | T1 | against scikit-learn: seconds until val/acc reaches `MLPClassifier(hidden_layer_sizes=(100,))`'s on the same digits split, seeds 0-2 (benchmarks/vs_sklearn.py) | the peer's fit time | < 1.0x |
 """
 
@@ -52,6 +53,7 @@ sys.path.insert(0, str(HERE))
 import beside_tensorboard  # noqa: E402
 import busy_machine  # noqa: E402
 import hand_loop  # noqa: E402
+import rl_loop  # noqa: E402
 import vs_sklearn  # noqa: E402
 from pictures_overhead import machine  # noqa: E402
 
@@ -455,6 +457,11 @@ def b9_beside_tensorboard(quick: bool, repeats: int, root: Path) -> list[dict]:
     return beside_tensorboard.case(quick, repeats, root, _row)
 
 
+def r1_agents(quick: bool, repeats: int, root: Path) -> list[dict]:
+    """nnexp's DQN loop against a hand-written one, and every algorithm's speed (benchmarks/rl_loop.py)."""
+    return rl_loop.case(quick, repeats, root, _row, compose)
+
+
 def t1_vs_sklearn(quick: bool, repeats: int, root: Path) -> list[dict]:
     """Time to scikit-learn's MLPClassifier accuracy on digits (benchmarks/vs_sklearn.py)."""
     return vs_sklearn.case(quick, repeats, root, _row, compose)
@@ -462,7 +469,7 @@ def t1_vs_sklearn(quick: bool, repeats: int, root: Path) -> list[dict]:
 
 CASES = {"B1": b1_startup, "B2": b2_overhead, "B3": b3_compute, "B4": b4_logging, "B5": b5_sweep,
          "B6": b6_threads, "B7": b7_lightning, "B8": b8_busy_machine, "B9": b9_beside_tensorboard,
-         "T1": t1_vs_sklearn}
+         "R1": r1_agents, "T1": t1_vs_sklearn}
 
 
 # ---------------------------------------------------------------------------------------------

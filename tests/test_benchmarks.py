@@ -38,11 +38,21 @@ def test_busy_machine_tensorboard_and_sklearn_cases_run_in_quick_mode(tmp_path):
     assert {row.split("|")[1].strip() for row in rows} == {"B8", "B9", "T1"}
 
 
+def test_agent_case_runs_in_quick_mode_against_the_hand_written_dqn_loop(tmp_path):
+    """R1: nnexp's DQN loop and the hand-written one both run, with the environment's share measured apart."""
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--only", "R1"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| R1")]
+    assert len(rows) == 2 and "hand-written DQN loop" in rows[0] and "the environment alone takes" in rows[0]
+    assert "steps/s" in rows[1] and "DQN" in rows[1]
+
+
 def test_benchmark_suite_rejects_an_unknown_case(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--only", "B99"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert "--only: unknown case B99; allowed: B1, B2, B3, B4, B5, B6, B7, B8, B9, T1" in proc.stderr
+    assert "--only: unknown case B99; allowed: B1, B2, B3, B4, B5, B6, B7, B8, B9, R1, T1" in proc.stderr
 
 
 def test_speed_options_benchmark_quick_mode_runs(tmp_path):
