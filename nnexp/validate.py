@@ -57,7 +57,7 @@ def check(cfg: DictConfig, choices: Mapping[str, str] | None = None, overrides: 
     ``overrides``: the command line's, checked against what an agent's run reads."""
     choices = choices or {}
     if cfg.get("agent") is not None:
-        check_agent_overrides(overrides, choices.get("agent", "agent"))
+        check_agent_overrides(overrides, choices.get("agent", "agent"), cfg.agent)
     check_keys(cfg, choices)
     config.check_ranges(cfg)
     for path in COMPONENTS:
@@ -66,14 +66,17 @@ def check(cfg: DictConfig, choices: Mapping[str, str] | None = None, overrides: 
             check_options(path, node)
 
 
-def check_agent_overrides(overrides: Iterable[str], agent: str) -> None:
+def check_agent_overrides(overrides: Iterable[str], agent: str, node: Any = None) -> None:
     """An agent learns from its environment: a dataset, a schedule of epochs, batches or pictures given with it
-    would be ignored, so it is refused, naming the key an agent reads instead where there is one."""
+    would be ignored, so it is refused, naming the key this agent (``node``, its config) reads instead where
+    it has one."""
     for item in overrides:
         key = item.split("=", 1)[0].lstrip("+~")
         for path in NOT_FOR_AGENTS:
             if key == path or key.startswith(path + "."):
                 instead = AGENT_INSTEAD.get(path)
+                if instead and instead.startswith("agent.") and node is not None and instead[6:] not in node:
+                    instead = None  # e.g. agent.max_grad_norm, which agent=mpc has not
                 raise ConfigError(f"{item}: agent={agent} learns from its environment and does not read {path}"
                                   + (f"; it reads {instead}" if instead else "")
                                   + " (docs/ARCHITECTURE.md, \"Agents\")")

@@ -47,6 +47,7 @@ def test_every_preset_names_its_command_and_claim():
     pytest.param(["experiment=lstm_vs_rnn"], 12, marks=pytest.mark.slow),  # about 2 minutes
     pytest.param(["experiment=dqn_cartpole"], 3, marks=pytest.mark.slow),  # about 2 minutes
     pytest.param(["experiment=pg_cartpole"], 9, marks=pytest.mark.slow),  # about 1.5 minutes
+    pytest.param(["experiment=mbrl_cartpole"], 6, marks=pytest.mark.slow),  # about 5.5 minutes
 ])
 def test_preset_claims_hold_for_seeds_0_1_2(run_cli, tmp_path, args, jobs):
     code, out, err = run_cli("train", *args, "trainer.progress=none")
@@ -60,7 +61,8 @@ def test_preset_claims_hold_for_seeds_0_1_2(run_cli, tmp_path, args, jobs):
 
 
 @pytest.mark.parametrize(("preset", "arms"), [("mitigations", "mitigation"), ("vanishing_gradients", "deep_net"),
-                                             ("rl_approximators", "rl"), ("pg_cartpole", "pg")])
+                                             ("rl_approximators", "rl"), ("pg_cartpole", "pg"),
+                                             ("mbrl_cartpole", "mbrl")])
 def test_arm_presets_sweep_every_arm_file_and_claim_about_each(preset, arms):
     """The arms of a preset are the files of its folder: all swept, each named in a claim, each a comment."""
     files = sorted(p.stem for p in (REPO / "conf" / "experiment" / arms).glob("*.yaml"))
@@ -148,3 +150,30 @@ def test_pg_cartpole_claims_select_each_arm_and_read_the_gradient_variance(run_c
     assert len(claims) == 4 and all(set(c["per_seed"]) == {"0", "1", "2"} for c in claims.values())
     for claim in claims.values():
         assert claim["values"] and all(None not in v for v in claim["values"].values()), claim
+
+
+def test_mbrl_cartpole_claims_each_arm_of_each_seed(run_cli, tmp_path):
+    """A few hundred steps of each arm and seed: every claim finds both arms of every seed; DQN, 400 steps in,
+    balances nothing, so its claim fails and the steps-to-threshold comparison has no DQN side (N/A)."""
+    code, _, err = run_cli("train", "experiment=mbrl_cartpole", "agent.total_steps=400", "agent.eval_every=200",
+                           "agent.eval_episodes=2", "agent.final_eval_episodes=2", "trainer.progress=none")
+    assert code == 0, err
+    summaries = _summaries(tmp_path)
+    assert sorted((s["choices"]["agent"], s["seed"]) for s in summaries) == [
+        ("dqn", 0), ("dqn", 1), ("dqn", 2), ("mpc", 0), ("mpc", 1), ("mpc", 2)]
+    assert all(s["eval"]["episodes"] == 2 and s["rl"]["env_steps"] <= 400 for s in summaries)
+    mpc_return, dqn_return, steps = _claims(summaries)
+    assert mpc_return["expect"] == "eval.return[experiment/mbrl=mpc] >= 475"
+    assert set(mpc_return["per_seed"]) == {"0", "1", "2"} and None not in mpc_return["per_seed"].values()
+    assert dqn_return["pass"] is False and set(dqn_return["per_seed"]) == {"0", "1", "2"}
+    assert steps["expect"].startswith("5 * rl.steps_to_threshold[experiment/mbrl=mpc]") and steps["pass"] is None
+
+
+def test_mbrl_cartpole_dqn_arm_has_the_settings_of_dqn_cartpole():
+    """The model-free side of the comparison is the DQN that experiment=dqn_cartpole shows solving the task."""
+    arm = OmegaConf.to_container(compose_cfg(["experiment=mbrl_cartpole", "+experiment/mbrl=dqn"]), resolve=True)
+    dqn = OmegaConf.to_container(compose_cfg(["experiment=dqn_cartpole"]), resolve=True)
+    for group in ("agent", "model", "optimizer", "regularizer", "trainer"):
+        assert arm[group] == dqn[group], group
+    mpc = compose_cfg(["experiment=mbrl_cartpole", "+experiment/mbrl=mpc"])
+    assert mpc.agent._target_ == "nnexp.rl.mpc.MPC" and mpc.agent.env == arm["agent"]["env"] == "CartPole-v1"

@@ -130,3 +130,35 @@ def ppo(*, env: Any, max_steps: Any, total_steps: Any, eval_every: Any, eval_epi
 
 
 takes("nnexp.rl.pg.PPO", COMMON + PPO_KEYS, ppo)
+
+MPC_KEYS = ("target", "buffer_size", "random_steps", "refit_every", "fit_epochs", "batch_size", "planner",
+            "choose", "horizon", "candidates", "cem_iterations", "elites")
+
+
+def mpc(*, env: Any, max_steps: Any, total_steps: Any, eval_every: Any, eval_episodes: Any,
+        final_eval_episodes: Any, threshold: Any, stop_after: Any, restore_best: Any, gamma: Any, target: Any,
+        buffer_size: Any, random_steps: Any, refit_every: Any, fit_epochs: Any, batch_size: Any, planner: Any,
+        choose: Any, horizon: Any, candidates: Any, cem_iterations: Any, elites: Any) -> None:
+    common(env=env, max_steps=max_steps, total_steps=total_steps, eval_every=eval_every,
+           eval_episodes=eval_episodes, final_eval_episodes=final_eval_episodes, threshold=threshold,
+           stop_after=stop_after, restore_best=restore_best, gamma=gamma)
+    check_choice("target", target, ("delta", "next"))
+    check_int("buffer_size", buffer_size, 1, "transitions kept for refitting the model (the last ones)")
+    check_int("random_steps", random_steps, 1, "environment steps of random actions before the first plan")
+    check_int("refit_every", refit_every, 1, "environment steps between refits of the model")
+    check_int("fit_epochs", fit_epochs, 1, "passes over the data at each refit")
+    check_int("batch_size", batch_size, 1, "transitions per minibatch")
+    check_choice("planner", planner, ("random", "cem"))
+    check_choice("choose", choose, ("mean", "best"))
+    if choose == "mean" and env == "Pendulum-v1":
+        raise ValueError("choose=mean averages the sequences that begin with each action: it needs discrete "
+                         "actions; env=Pendulum-v1 has a continuous one (a torque): choose=best")
+    check_int("horizon", horizon, 1, "steps each plan looks ahead")
+    check_int("candidates", candidates, 2, "action sequences per plan (per CEM iteration)")
+    check_int("cem_iterations", cem_iterations, 1, "rounds of refitting the sampling distribution (planner=cem)")
+    check_int("elites", elites, 1, "best sequences the distribution is refitted to (planner=cem)")
+    if elites > candidates:
+        raise ValueError(f"elites={elites} is more than candidates={candidates}: the elites are the best of them")
+
+
+takes("nnexp.rl.mpc.MPC", COMMON + MPC_KEYS, mpc)
