@@ -13,8 +13,8 @@ that the figure is the loop itself: acting, the buffer, the updates, the per-epi
 The environment's own share is measured apart: the same number of ``env.step`` calls with random actions
 (resets included). What is left of each side's time is its loop's own cost.
 
-The other rows are reported, not compared: for each algorithm at its preset's settings (``experiment=dqn_cartpole``
-and the arms of ``experiment=pg_cartpole``), seed 0, the environment steps per second of learning
+The other rows are reported, not compared: for each algorithm at its preset's settings (``experiment=dqn_cartpole``,
+the arms of ``experiment=pg_cartpole`` and MPC's of ``experiment=mbrl_cartpole``), seed 0, the environment steps per second of learning
 (``metrics.csv``: evaluation excluded) and the wall seconds until ``eval/return`` first reached 475
 (``summary.json``'s ``rl.seconds_to_threshold``: learning and the evaluations before it).
 """
@@ -44,6 +44,7 @@ PRESETS = {  # what each algorithm's row runs: its preset's settings, seed 0, to
                                                                       "+experiment/pg=reinforce_baseline"],
     "REINFORCE without (`+experiment/pg=reinforce`)": ["experiment=pg_cartpole", "+experiment/pg=reinforce"],
     "PPO (`+experiment/pg=ppo`)": ["experiment=pg_cartpole", "+experiment/pg=ppo"],
+    "MPC (`+experiment/mbrl=mpc`)": ["experiment=mbrl_cartpole", "+experiment/mbrl=mpc"],
 }
 
 
