@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -68,14 +69,35 @@ def test_the_run_stops_once_the_return_stays_at_the_threshold(run_cli, tmp_path)
     assert "in 2 evaluations in a row" in s["message"]
 
 
-def _start(run_dir: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "nnexp", "train", *DQN, *args, f"hydra.run.dir={run_dir}"],
+def start_agent(run_dir: Path, *args: str) -> subprocess.Popen:
+    """``nnexp train <args>`` in its own process, its run folder ``run_dir``."""
+    return subprocess.Popen([sys.executable, "-m", "nnexp", "train", *args, f"hydra.run.dir={run_dir}"],
                             cwd=run_dir.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _start(run_dir: Path, *args: str) -> subprocess.Popen:
+    return start_agent(run_dir, *DQN, *args)
 
 
 def _rounds_logged(run_dir: Path) -> int:
     log = run_dir / "train.log"
     return log.read_text().count("] - round ") if log.is_file() else 0
+
+
+def kill_then_interrupt(run_dir: Path, start: Callable[..., subprocess.Popen], ctrl_c_after: float) -> None:
+    """Start ``start(run_dir, "trainer.resume=auto")`` twice: SIGKILL it as soon as a round is logged, then
+    Ctrl-C it ``ctrl_c_after`` seconds after the next round is (inside the round after that)."""
+    for sig, code in ((signal.SIGKILL, -9), (signal.SIGINT, 130)):
+        before = _rounds_logged(run_dir)
+        proc = start(run_dir, "trainer.resume=auto")
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and _rounds_logged(run_dir) == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(ctrl_c_after if sig is signal.SIGINT else 0.05)
+        assert proc.poll() is None, "it finished before the stop: make it longer"
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == code, err
 
 
 def _without_clock(rows: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -93,17 +115,7 @@ def test_killed_then_stopped_mid_round_resumes_as_if_never_stopped(tmp_path):
     assert proc.wait(timeout=300) == 0, proc.stderr.read()
 
     run = tmp_path / "stopped"
-    for sig, code in ((signal.SIGKILL, -9), (signal.SIGINT, 130)):
-        before = _rounds_logged(run)
-        proc = _start(run, *LONGER, "trainer.resume=auto")
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and _rounds_logged(run) == before and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.3 if sig is signal.SIGINT else 0.05)  # Ctrl-C lands inside the next round
-        assert proc.poll() is None, "it finished before the stop: make it longer"
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == code, err
+    kill_then_interrupt(run, lambda d, *a: _start(d, *LONGER, *a), ctrl_c_after=0.3)
     stopped = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert read_summary(run)["status"] == "interrupted"
     assert stopped["learn"]["round"]["steps"] > 0  # the position inside the round, not the round before

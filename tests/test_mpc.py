@@ -6,10 +6,7 @@ true dynamics."""
 from __future__ import annotations
 
 import math
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -17,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import read_summary, train_rows
-from test_agents import _rounds_logged, _rows, _scalars, _without_clock
+from test_agents import _rows, _scalars, _without_clock, kill_then_interrupt, start_agent
 from torch import nn
 
 from nnexp.rl.envs import spaces as spaces_of
@@ -76,8 +73,7 @@ def test_mpc_with_a_continuous_action_on_pendulum(run_cli, tmp_path):
 
 
 def _start(run_dir: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "nnexp", "train", *MPC_ARGS, *args, f"hydra.run.dir={run_dir}"],
-                            cwd=run_dir.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return start_agent(run_dir, *MPC_ARGS, *args)
 
 
 LONGER = ["agent.total_steps=1500", "agent.eval_every=300", "agent.planner=cem", "agent.candidates=32",
@@ -92,17 +88,7 @@ def test_mpc_killed_then_stopped_mid_round_resumes_as_if_never_stopped(tmp_path)
     assert proc.wait(timeout=300) == 0, proc.stderr.read()
 
     run = tmp_path / "stopped"
-    for sig, code in ((signal.SIGKILL, -9), (signal.SIGINT, 130)):
-        before = _rounds_logged(run)
-        proc = _start(run, *LONGER, "trainer.resume=auto")
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and _rounds_logged(run) == before and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.3 if sig is signal.SIGINT else 0.05)  # Ctrl-C lands inside the next round
-        assert proc.poll() is None, "it finished before the stop: make it longer"
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == code, err
+    kill_then_interrupt(run, lambda d, *a: _start(d, *LONGER, *a), ctrl_c_after=0.3)
     stopped = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert read_summary(run)["status"] == "interrupted"
     assert stopped["learn"]["round"]["steps"] > 0  # the position inside the round, not the round before

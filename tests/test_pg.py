@@ -4,17 +4,11 @@ checked against a direct computation."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from conftest import read_summary, train_rows
-from test_agents import _rounds_logged, _rows, _scalars, _without_clock
+from test_agents import _rows, _scalars, _without_clock, kill_then_interrupt, start_agent
 from torch import nn
 
 from nnexp.rl.envs import Spaces
@@ -141,38 +135,24 @@ def test_the_logged_variance_is_that_of_the_one_episode_gradients():
 
 
 # -- resume -------------------------------------------------------------------------------------------------
-def _start(run_dir: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "nnexp", "train", *args, f"hydra.run.dir={run_dir}"],
-                            cwd=run_dir.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
 @pytest.mark.parametrize("args", [
-    [*PPO_ARGS, "agent.total_steps=1800", "agent.eval_every=300", "agent.rollout_steps=200"],
-    [*REINFORCE, "agent.total_steps=1800", "agent.eval_every=300", "agent.episodes_per_update=3"],
+    # rounds of 1,500 steps (a third of a second or more): the Ctrl-C lands inside one, not between two
+    [*PPO_ARGS, "agent.total_steps=6000", "agent.eval_every=1500", "agent.rollout_steps=200"],
+    [*REINFORCE, "agent.total_steps=6000", "agent.eval_every=1500", "agent.episodes_per_update=3"],
 ], ids=["ppo", "reinforce"])
 def test_killed_mid_round_resumes_as_if_never_stopped(tmp_path, args):
     """SIGKILL after a round's checkpoint, then Ctrl-C inside a rollout: continued from each, the run ends with
     the same weights, curves and final evaluation as one never stopped (the rollout in progress is kept)."""
     reference = tmp_path / "reference"
-    proc = _start(reference, *args)
+    proc = start_agent(reference, *args)
     assert proc.wait(timeout=300) == 0, proc.stderr.read()
     run = tmp_path / "stopped"
-    for sig, code in ((signal.SIGKILL, -9), (signal.SIGINT, 130)):
-        before = _rounds_logged(run)
-        proc = _start(run, *args, "trainer.resume=auto")
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and _rounds_logged(run) == before and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.2 if sig is signal.SIGINT else 0.05)
-        assert proc.poll() is None, "it finished before the stop: make it longer"
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == code, err
+    kill_then_interrupt(run, lambda d, *a: start_agent(d, *args, *a), ctrl_c_after=0.2)
     stopped = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert stopped["learn"]["round"]["steps"] > 0  # stopped inside a round
     if "agent=ppo" in args:  # the rollout in progress is in the checkpoint (REINFORCE's: whole episodes)
         assert stopped["agent"]["rollout"]["size"] == stopped["learn"]["env_steps"] % 200
-    proc = _start(run, *args, "trainer.resume=auto")
+    proc = start_agent(run, *args, "trainer.resume=auto")
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     a, b = read_summary(reference), read_summary(run)
