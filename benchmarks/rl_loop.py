@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from busy_machine import metrics
 from torch import nn
 from torch.nn import functional as F
 
@@ -179,8 +180,11 @@ def case(quick: bool, repeats: int, root: Path, row: Callable, compose: Callable
         summary = _nnexp_run([*args, "trainer.seed=0", "trainer.progress=none", *extra],
                              root / f"preset{list(PRESETS).index(name)}", compose)
         rl, final = summary["rl"], summary["final"]
-        history = _rows(Path(summary["run_dir"]))
-        learning = sum(r["env_steps_in_round"] / r["steps_per_second"] for r in history if r["steps_per_second"])
+        history = metrics(Path(summary["run_dir"]))
+        before = [0.0] + [r["env_steps"] for r in history[:-1]]  # each round's steps before it
+        rounds = zip(before, history, strict=True)
+        learning = sum((r["env_steps"] - before) / r["steps_per_second"] for before, r in rounds
+                       if r["steps_per_second"])
         speed = rl["env_steps"] / learning if learning else None
         reached = rl.get("seconds_to_threshold")
         rows.append(row("R1", f"{name}, seed 0: environment steps per second of learning", speed, None, None,
@@ -191,16 +195,3 @@ def case(quick: bool, repeats: int, root: Path, row: Callable, compose: Callable
                         + f"; final eval/return {final.get('eval/return')}", value_unit="steps/s"))
     return rows
 
-
-def _rows(run_dir: Path) -> list[dict]:
-    import csv
-
-    with open(run_dir / "metrics.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    out, before = [], 0
-    for r in rows:
-        steps = int(r["env_steps"])
-        out.append({"env_steps_in_round": steps - before,
-                    "steps_per_second": float(r["steps_per_second"]) if r["steps_per_second"] else None})
-        before = steps
-    return out

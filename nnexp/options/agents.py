@@ -32,6 +32,21 @@ def common(*, env: Any, max_steps: Any, total_steps: Any, eval_every: Any, eval_
     check("gamma", gamma, finite(gamma) and 0 <= gamma <= 1, "a number in [0, 1]")
 
 
+def _discrete(env: Any, needs: str) -> None:
+    """Pendulum-v1 is the one task of ENVS with a continuous action; ``needs`` says why this agent cannot."""
+    if env == "Pendulum-v1":
+        raise ValueError(f"env=Pendulum-v1 has a continuous action (a torque); {needs}: "
+                         "CartPole-v1, Acrobot-v1 or MountainCar-v0")
+
+
+def _coef(key: str, value: Any) -> None:
+    check(key, value, finite(value) and value >= 0, "a number >= 0")
+
+
+def _clip_norm(value: Any) -> None:
+    check("max_grad_norm", value, value is None or (finite(value) and value > 0), "null (no clipping) or a number > 0")
+
+
 DQN_KEYS = ("buffer_size", "learning_starts", "batch_size", "train_every", "gradient_steps", "target_update",
             "tau", "epsilon_start", "epsilon_end", "epsilon_fraction", "double", "max_grad_norm")
 
@@ -44,9 +59,7 @@ def dqn(*, env: Any, max_steps: Any, total_steps: Any, eval_every: Any, eval_epi
     common(env=env, max_steps=max_steps, total_steps=total_steps, eval_every=eval_every,
            eval_episodes=eval_episodes, final_eval_episodes=final_eval_episodes, threshold=threshold,
            stop_after=stop_after, restore_best=restore_best, gamma=gamma)
-    if env == "Pendulum-v1":
-        raise ValueError("env=Pendulum-v1 has a continuous action (a torque); DQN needs discrete actions: "
-                         "CartPole-v1, Acrobot-v1 or MountainCar-v0")
+    _discrete(env, "DQN needs discrete actions")
     check_int("buffer_size", buffer_size, 1, "transitions")
     check_int("learning_starts", learning_starts, 0, "environment steps before the first update")
     check_int("batch_size", batch_size, 1, "transitions per update")
@@ -58,25 +71,10 @@ def dqn(*, env: Any, max_steps: Any, total_steps: Any, eval_every: Any, eval_epi
     _fraction("epsilon_end", epsilon_end)
     _fraction("epsilon_fraction", epsilon_fraction)
     check_bool("double", double)
-    check("max_grad_norm", max_grad_norm, max_grad_norm is None or (finite(max_grad_norm) and max_grad_norm > 0),
-          "null (no clipping) or a number > 0")
+    _clip_norm(max_grad_norm)
 
 
 takes("nnexp.rl.dqn.DQN", COMMON + DQN_KEYS, dqn)
-
-
-def _discrete(agent: str, env: Any) -> None:
-    if env == "Pendulum-v1":
-        raise ValueError(f"env=Pendulum-v1 has a continuous action (a torque); {agent}'s policy is categorical: "
-                         "CartPole-v1, Acrobot-v1 or MountainCar-v0")
-
-
-def _coef(key: str, value: Any) -> None:
-    check(key, value, finite(value) and value >= 0, "a number >= 0")
-
-
-def _clip_norm(value: Any) -> None:
-    check("max_grad_norm", value, value is None or (finite(value) and value > 0), "null (no clipping) or a number > 0")
 
 
 REINFORCE_KEYS = ("baseline", "episodes_per_update", "value_coef", "value_steps", "entropy_coef", "max_grad_norm")
@@ -89,7 +87,7 @@ def reinforce(*, env: Any, max_steps: Any, total_steps: Any, eval_every: Any, ev
     common(env=env, max_steps=max_steps, total_steps=total_steps, eval_every=eval_every,
            eval_episodes=eval_episodes, final_eval_episodes=final_eval_episodes, threshold=threshold,
            stop_after=stop_after, restore_best=restore_best, gamma=gamma)
-    _discrete("REINFORCE", env)
+    _discrete(env, "REINFORCE's policy is categorical")
     check_bool("baseline", baseline)
     check_int("episodes_per_update", episodes_per_update, 2,
               "whole episodes per update (at least 2: the gradient's variance is measured across them)")
@@ -112,7 +110,7 @@ def ppo(*, env: Any, max_steps: Any, total_steps: Any, eval_every: Any, eval_epi
     common(env=env, max_steps=max_steps, total_steps=total_steps, eval_every=eval_every,
            eval_episodes=eval_episodes, final_eval_episodes=final_eval_episodes, threshold=threshold,
            stop_after=stop_after, restore_best=restore_best, gamma=gamma)
-    _discrete("PPO", env)
+    _discrete(env, "PPO's policy is categorical")
     check_int("rollout_steps", rollout_steps, 2, "environment steps collected between updates")
     check_int("update_epochs", update_epochs, 1, "passes over each rollout")
     check_int("minibatch_size", minibatch_size, 1, "transitions per minibatch")

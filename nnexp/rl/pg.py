@@ -117,6 +117,23 @@ class PolicyGradient(Agent):
         with torch.no_grad():
             return self.policy(self._tensor(obs)).argmax(1).cpu().numpy()
 
+    def observe(self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, terminated: bool,
+                truncated: bool, step: int) -> dict[str, torch.Tensor] | None:
+        """Keep the transition; once the rollout is complete (:meth:`ready`), learn from it and drop it."""
+        self.rollout.add(obs, action, reward, next_obs, terminated, truncated)
+        if not self.ready():
+            return None
+        losses = self._update(self.rollout.tensors(self.device))
+        self.rollout.clear()
+        return losses
+
+    def ready(self) -> bool:
+        """Whether the rollout holds what one update learns from."""
+        raise NotImplementedError
+
+    def _update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
     def _params(self) -> list[nn.Parameter]:
         return [p for net in self.nets.values() for p in net.parameters()]
 
@@ -164,14 +181,8 @@ class Reinforce(PolicyGradient):
             nets["value"] = (spaces.obs_dim, 1)
         return nets
 
-    def observe(self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, terminated: bool,
-                truncated: bool, step: int) -> dict[str, torch.Tensor] | None:
-        self.rollout.add(obs, action, reward, next_obs, terminated, truncated)
-        if self.rollout.episodes < self.episodes_per_update:
-            return None
-        losses = self._update(self.rollout.tensors(self.device))
-        self.rollout.clear()
-        return losses
+    def ready(self) -> bool:
+        return self.rollout.episodes >= self.episodes_per_update
 
     def returns_to_go(self, rewards: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
         """G_t = r_t + gamma G_{t+1}, restarting at every episode's end."""
@@ -243,14 +254,8 @@ class PPO(PolicyGradient):
     def networks(cls, spaces: Spaces, keys: dict[str, Any]) -> dict[str, tuple[int, int | None]]:
         return {"policy": (spaces.obs_dim, spaces.actions), "value": (spaces.obs_dim, 1)}
 
-    def observe(self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, terminated: bool,
-                truncated: bool, step: int) -> dict[str, torch.Tensor] | None:
-        self.rollout.add(obs, action, reward, next_obs, terminated, truncated)
-        if len(self.rollout) < self.rollout_steps:
-            return None
-        losses = self._update(self.rollout.tensors(self.device))
-        self.rollout.clear()
-        return losses
+    def ready(self) -> bool:
+        return len(self.rollout) >= self.rollout_steps
 
     def advantages(self, rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor,
                    terminated: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
