@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import read_summary, train_rows
+import yaml
+from conftest import REPO, read_summary, train_rows
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 # a few hundred steps: the path, not the learning (experiment=dqn_cartpole learns; tests/test_presets.py)
@@ -173,3 +174,23 @@ def test_a_sweep_of_agents_is_reported_with_the_threshold_columns(run_cli, tmp_p
     header = (tmp_path / "sweep" / "report.csv").read_text().splitlines()[0]
     assert "steps_to_threshold_mean" in header
     assert (tmp_path / "sweep" / "report.png").is_file()
+
+
+def _wrong_kind(value):
+    if isinstance(value, bool):
+        return "maybe"
+    return 3 if isinstance(value, str) else "many"
+
+
+AGENT_KEYS = [(path.stem, key, value) for path in sorted((REPO / "conf" / "agent").glob("*.yaml"))
+              for key, value in yaml.safe_load(path.read_text()).items() if key != "_target_"]
+
+
+def test_every_key_of_every_agent_refuses_a_value_of_the_wrong_kind(tmp_path):
+    """Through the real entry point: each key of each conf/agent YAML given a value of the wrong kind exits 2
+    with one line naming it, before torch is imported (a key added without a check fails here)."""
+    rows = [[f"agent={agent}", f"agent.{key}={_wrong_kind(value)}"] for agent, key, value in AGENT_KEYS]
+    for (agent, key, _), row in zip(AGENT_KEYS, train_rows(rows, cwd=tmp_path), strict=True):
+        lines = row["err"].strip().splitlines()
+        assert row["code"] == 2 and not row["torch"] and not row["outputs"], (agent, key, row)
+        assert len(lines) == 1 and f"agent.{key}=" in lines[0], (agent, key, row["err"])
